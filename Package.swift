@@ -1,0 +1,90 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+// Data path, target by target:
+//   GavelServer (seller HTTP API) -> GavelExchange (eligibility, fan-out, post/fallback, record)
+//     -> GavelCore (pure auction logic: money, config model, eligibility, ranking, round state machine)
+//     -> GavelPing (libcurl multi engine on its own thread) / GavelStore (SQLite on its own queue)
+let package = Package(
+    name: "gavel",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "gavel", targets: ["gavel"]),
+        .executable(name: "gavel-buyers", targets: ["gavel-buyers"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+    ],
+    targets: [
+        // libcurl, through typed shims around its variadic setopt calls.
+        .systemLibrary(
+            name: "CCurl",
+            pkgConfig: "libcurl",
+            providers: [.apt(["libcurl4-openssl-dev"])]
+        ),
+        // Pure auction logic: no I/O, no clocks of its own.
+        .target(name: "GavelCore"),
+        // Reads and validates the YAML config directory.
+        .target(name: "GavelConfig", dependencies: [
+            "GavelCore",
+            .product(name: "Yams", package: "Yams"),
+        ]),
+        // Outgoing HTTP over libcurl multi, one dedicated thread.
+        .target(name: "GavelPing", dependencies: [
+            "CCurl",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        // SQLite persistence: rounds, bids, posts, sales, cap counters.
+        .target(name: "GavelStore", dependencies: [
+            "GavelCore",
+            .product(name: "GRDB", package: "GRDB.swift"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        // Runs auctions: eligibility -> pings -> ranking -> post/fallback -> record.
+        .target(name: "GavelExchange", dependencies: [
+            "GavelCore", "GavelPing", "GavelStore",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Metrics", package: "swift-metrics"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        ]),
+        // The seller HTTP API.
+        .target(name: "GavelServer", dependencies: [
+            "GavelCore", "GavelConfig", "GavelExchange", "GavelStore",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .executableTarget(name: "gavel", dependencies: [
+            "GavelServer", "GavelConfig",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+
+        // Load tools (LoadTests/): a mock buyer fleet on SwiftNIO timers.
+        .target(name: "BuyerFleet", dependencies: [
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+        ], path: "LoadTests/BuyerFleet"),
+        .executableTarget(name: "gavel-buyers", dependencies: [
+            "BuyerFleet",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ], path: "LoadTests/gavel-buyers"),
+
+        .testTarget(name: "GavelCoreTests", dependencies: ["GavelCore"]),
+        .testTarget(name: "GavelConfigTests", dependencies: ["GavelConfig", "GavelCore"]),
+        .testTarget(name: "GavelPingTests", dependencies: ["GavelPing", "BuyerFleet"]),
+        .testTarget(name: "GavelStoreTests", dependencies: ["GavelStore", "GavelCore"]),
+        .testTarget(name: "GavelExchangeTests", dependencies: [
+            "GavelExchange", "GavelServer", "GavelConfig", "GavelCore", "GavelStore", "GavelPing", "BuyerFleet",
+        ]),
+    ]
+)

@@ -1,0 +1,325 @@
+/// One auction round as a state machine: bids in, ranking, post attempts down the waterfall, outcome.
+///
+/// It does no I/O and reads no clock: the runner feeds it answers and the time, and does what the
+/// returned `Action` says. That keeps every rule of a round testable in isolation.
+public struct AuctionRound: Sendable {
+    /// How a buyer entered the round.
+    public enum Consideration: Sendable, Hashable {
+        /// Excluded before any ping, for this reason.
+        case excluded(buyerID: String, reason: ReasonCode)
+        /// Pinged, with `tmaxMs` to answer.
+        case pinged(Participant, tmaxMs: Int)
+        /// A fixed-price buyer: bids its price without a ping.
+        case fixedPrice(Participant, price: Money)
+    }
+
+    /// What the round knows of a buyer that takes part.
+    public struct Participant: Sendable, Hashable {
+        public var buyerID: String
+        /// The effective floor: max(campaign floor, buyer floor).
+        public var floor: Money
+        public var priority: Int
+        public var weight: Int
+        public var destination: String?
+        public var minDurationS: Int?
+
+        public init(buyerID: String, floor: Money = .zero, priority: Int = 0, weight: Int = 1,
+                    destination: String? = nil, minDurationS: Int? = nil) {
+            self.buyerID = buyerID
+            self.floor = floor
+            self.priority = priority
+            self.weight = weight
+            self.destination = destination
+            self.minDurationS = minDurationS
+        }
+    }
+
+    /// A buyer's answer to a ping, already interpreted.
+    public enum PingAnswer: Sendable, Hashable {
+        case bid(price: Money, bidID: String?, expiresInS: Int?, destination: String?, minDurationS: Int?)
+        case noBid
+        case failed(ReasonCode, detail: String)
+    }
+
+    /// A buyer's answer to a post, already interpreted.
+    public enum PostResult: Sendable, Hashable {
+        case accepted(reference: String?)
+        case rejected(reason: String?)
+        case failed(detail: String)
+        case timedOut
+    }
+
+    public enum Action: Sendable, Hashable {
+        /// Pings are still out.
+        case waitForBids
+        /// Every pinged buyer answered: call `closeBidding`.
+        case closeBidding
+        /// Post to this bid's buyer (reserve its caps first).
+        case post(RankedBid)
+        /// The round is over.
+        case finish(Outcome)
+    }
+
+    public enum Outcome: Sendable, Hashable {
+        case sold(Sale)
+        case unsold
+
+        public var sale: Sale? { if case .sold(let sale) = self { return sale } else { return nil } }
+    }
+
+    public struct Sale: Sendable, Hashable {
+        public var bid: RankedBid
+        public var price: Money { bid.price }
+        public var payout: Money
+        public var reference: String?
+    }
+
+    /// What the round records of each buyer considered.
+    public struct BuyerEntry: Sendable, Hashable {
+        public var buyerID: String
+        public var reason: ReasonCode?
+        public var bid: Money?
+        public var bidID: String?
+        public var latencyUs: Int?
+        public var tmaxMs: Int?
+        public var detail: String?
+        /// Call bids: where the caller would go.
+        public var destination: String?
+        /// Seconds the bid is held, as the buyer said or the campaign's default.
+        public var expiresInS: Int?
+    }
+
+    public struct PostAttempt: Sendable, Hashable {
+        public var buyerID: String
+        public var price: Money
+        public var result: ReasonCode
+        public var latencyUs: Int
+        public var reference: String?
+        public var detail: String?
+    }
+
+    private enum State: Sendable {
+        case bidding(pending: Set<String>)
+        case closed
+        case waterfall(ranking: [RankedBid], next: Int)
+        case finished(Outcome)
+    }
+
+    public let id: String
+    public let payoutRule: PayoutRule
+    /// Hold time for bids that carry no expiry.
+    public let defaultHoldS: Int
+    private var state: State
+    private var participants: [String: Participant] = [:]
+    private var entryIndex: [String: Int] = [:]
+    public private(set) var entries: [BuyerEntry] = []
+    public private(set) var posts: [PostAttempt] = []
+    /// When bidding closed (ms since the epoch); bids expire relative to it.
+    public private(set) var closedAtMs: Int64?
+    /// The ranked waterfall, as it was when bidding closed.
+    public private(set) var ranking: [RankedBid] = []
+
+    public init(id: String, payoutRule: PayoutRule, defaultHoldS: Int = 60, considered: [Consideration]) {
+        self.id = id
+        self.payoutRule = payoutRule
+        self.defaultHoldS = defaultHoldS
+        self.state = .closed
+        var pending = Set<String>()
+        for consideration in considered {
+            switch consideration {
+            case .excluded(let buyerID, let reason):
+                appendEntry(BuyerEntry(buyerID: buyerID, reason: reason))
+            case .pinged(let participant, let tmaxMs):
+                participants[participant.buyerID] = participant
+                pending.insert(participant.buyerID)
+                appendEntry(BuyerEntry(buyerID: participant.buyerID, tmaxMs: tmaxMs))
+            case .fixedPrice(let participant, let price):
+                participants[participant.buyerID] = participant
+                appendEntry(BuyerEntry(buyerID: participant.buyerID, bid: price, latencyUs: 0, destination: participant.destination))
+            }
+        }
+        state = .bidding(pending: pending)
+    }
+
+    private mutating func appendEntry(_ entry: BuyerEntry) {
+        guard entryIndex[entry.buyerID] == nil else { return }
+        entryIndex[entry.buyerID] = entries.count
+        entries.append(entry)
+    }
+
+    public func entry(for buyerID: String) -> BuyerEntry? {
+        entryIndex[buyerID].map { entries[$0] }
+    }
+
+    public var outcome: Outcome? {
+        if case .finished(let outcome) = state { return outcome }
+        return nil
+    }
+
+    /// Buyers still owed a ping answer.
+    public var pendingBuyers: Set<String> {
+        if case .bidding(let pending) = state { return pending }
+        return []
+    }
+
+    // MARK: Bidding
+
+    /// Records a ping answer. Answers after bidding closed, or from buyers not pinged, are ignored.
+    public mutating func receive(_ answer: PingAnswer, from buyerID: String, latencyUs: Int) -> Action {
+        guard case .bidding(var pending) = state, pending.remove(buyerID) != nil,
+              let index = entryIndex[buyerID], let participant = participants[buyerID]
+        else { return pendingActionAfterIgnoredInput }
+        entries[index].latencyUs = latencyUs
+        switch answer {
+        case .bid(let price, let bidID, let expiresInS, let destination, let minDurationS):
+            entries[index].bid = price
+            entries[index].bidID = bidID
+            entries[index].expiresInS = expiresInS
+            entries[index].destination = destination ?? participant.destination
+            if let minDurationS { participants[buyerID]?.minDurationS = minDurationS }
+            if price <= .zero {
+                entries[index].reason = .noBid
+            } else if price < participant.floor {
+                entries[index].reason = .belowFloor
+                entries[index].detail = "floor \(participant.floor)"
+            }
+        case .noBid:
+            entries[index].reason = .noBid
+        case .failed(let reason, let detail):
+            entries[index].reason = reason
+            entries[index].detail = detail
+        }
+        state = .bidding(pending: pending)
+        return pending.isEmpty ? .closeBidding : .waitForBids
+    }
+
+    private var pendingActionAfterIgnoredInput: Action {
+        if case .bidding(let pending) = state { return pending.isEmpty ? .closeBidding : .waitForBids }
+        return .waitForBids
+    }
+
+    /// Ends bidding: buyers that have not answered time out, valid bids are ranked.
+    /// The round then waits for `nextPost`.
+    public mutating func closeBidding(
+        atMs nowMs: Int64, method: DistributionMethod, rotation: Int = 0, randomUnit: Double = 0
+    ) -> [RankedBid] {
+        guard case .bidding(let pending) = state else { return ranking }
+        for buyerID in pending.sorted() {
+            guard let index = entryIndex[buyerID] else { continue }
+            entries[index].reason = .timeout
+            entries[index].detail = "no answer before bidding closed"
+        }
+        let valid: [RankedBid] = entries.compactMap { entry in
+            guard entry.reason == nil, let price = entry.bid, let participant = participants[entry.buyerID] else { return nil }
+            return RankedBid(
+                buyerID: entry.buyerID, price: price, bidID: entry.bidID, priority: participant.priority,
+                weight: participant.weight, expiresInS: entry.expiresInS ?? defaultHoldS,
+                destination: entry.destination, minDurationS: participant.minDurationS
+            )
+        }
+        ranking = Ranking.rank(valid, method: method, rotation: rotation, randomUnit: randomUnit)
+        closedAtMs = nowMs
+        state = .closed
+        return ranking
+    }
+
+    // MARK: Waterfall
+
+    /// The next step down the waterfall. Expired bids are skipped; when fewer than
+    /// `minimumPostMs` remain, the bids not yet tried are `budget_exhausted` and the round ends unsold.
+    public mutating func nextPost(atMs nowMs: Int64, remainingMs: Int, minimumPostMs: Int) -> Action {
+        var next: Int
+        switch state {
+        case .bidding:
+            preconditionFailure("nextPost before closeBidding")
+        case .finished(let outcome):
+            return .finish(outcome)
+        case .closed:
+            next = 0
+        case .waterfall(_, let position):
+            next = position
+        }
+        while next < ranking.count {
+            let bid = ranking[next]
+            if let closedAtMs, nowMs >= closedAtMs + Int64(bid.expiresInS ?? defaultHoldS) * 1000 {
+                setReason(.expired, for: bid.buyerID, detail: "bid expired before the post")
+                next += 1
+                continue
+            }
+            guard remainingMs >= minimumPostMs else {
+                for remaining in ranking[next...] {
+                    setReason(.budgetExhausted, for: remaining.buyerID, detail: "\(remainingMs) ms left in the round")
+                }
+                return finish(.unsold)
+            }
+            state = .waterfall(ranking: ranking, next: next)
+            return .post(bid)
+        }
+        return finish(.unsold)
+    }
+
+    /// Records the result of the post the last `.post` asked for. Returns the outcome when the
+    /// buyer accepted; nil means fall back with `nextPost`.
+    @discardableResult
+    public mutating func recordPost(_ result: PostResult, latencyUs: Int) -> Outcome? {
+        guard case .waterfall(let ranking, let position) = state else { return outcome }
+        let bid = ranking[position]
+        var attempt = PostAttempt(buyerID: bid.buyerID, price: bid.price, result: .sold, latencyUs: latencyUs)
+        switch result {
+        case .accepted(let reference):
+            attempt.reference = reference
+            posts.append(attempt)
+            setReason(.sold, for: bid.buyerID, detail: nil)
+            let sale = Sale(bid: bid, payout: payoutRule.payout(forPrice: bid.price), reference: reference)
+            for other in ranking where other.buyerID != bid.buyerID && entry(for: other.buyerID)?.reason == nil {
+                setReason(.outbid, for: other.buyerID, detail: nil)
+            }
+            _ = finish(.sold(sale))
+            return .sold(sale)
+        case .rejected(let reason):
+            attempt.result = .postRejected
+            attempt.detail = reason
+        case .failed(let detail):
+            attempt.result = .postFailed
+            attempt.detail = detail
+        case .timedOut:
+            attempt.result = .postTimeout
+        }
+        posts.append(attempt)
+        setReason(attempt.result, for: bid.buyerID, detail: attempt.detail)
+        state = .waterfall(ranking: ranking, next: position + 1)
+        return nil
+    }
+
+    /// The buyer of the pending post could not be posted to (cap reached, bid expired); moves past it.
+    public mutating func skipPost(reason: ReasonCode, detail: String? = nil) {
+        guard case .waterfall(let ranking, let position) = state else { return }
+        setReason(reason, for: ranking[position].buyerID, detail: detail)
+        state = .waterfall(ranking: ranking, next: position + 1)
+    }
+
+    /// Ends the round unsold now (the seller gave up, the exchange is shutting down).
+    public mutating func abandon(detail: String) -> Outcome {
+        if case .finished(let outcome) = state { return outcome }
+        if case .bidding = state { _ = closeBidding(atMs: 0, method: .auction) }
+        for bid in ranking where entry(for: bid.buyerID)?.reason == nil {
+            setReason(.budgetExhausted, for: bid.buyerID, detail: detail)
+        }
+        _ = finish(.unsold)
+        return .unsold
+    }
+
+    private mutating func finish(_ outcome: Outcome) -> Action {
+        for bid in ranking where entry(for: bid.buyerID)?.reason == nil {
+            setReason(.outbid, for: bid.buyerID, detail: nil)
+        }
+        state = .finished(outcome)
+        return .finish(outcome)
+    }
+
+    private mutating func setReason(_ reason: ReasonCode, for buyerID: String, detail: String?) {
+        guard let index = entryIndex[buyerID] else { return }
+        entries[index].reason = reason
+        if let detail { entries[index].detail = detail }
+    }
+}

@@ -1,0 +1,55 @@
+/// Why a buyer ended a round the way it did: exactly one per buyer per round.
+public enum ReasonCode: String, Sendable, Hashable, CaseIterable {
+    /// Won and accepted the post.
+    case sold
+    /// Bid, but another buyer won.
+    case outbid
+    /// Answered without a bid (204, `{"bid": 0}` or `{"bid": null}`).
+    case noBid = "no_bid"
+    /// Bid below the campaign's or its own floor.
+    case belowFloor = "below_floor"
+    /// Did not answer the ping within the time it had.
+    case timeout
+    /// Connection refused, reset, or the name did not resolve.
+    case unreachable
+    /// Answered 2xx with a body that is not a valid bid, or too large.
+    case badResponse = "bad_response"
+    /// Answered with a non-2xx status.
+    case httpError = "http_error"
+    /// The lead's state or zip is outside the buyer's filters.
+    case filteredGeo = "filtered_geo"
+    /// Outside the buyer's schedule.
+    case filteredSchedule = "filtered_schedule"
+    /// The buyer does not buy this vertical.
+    case filteredVertical = "filtered_vertical"
+    /// A lead field failed one of the buyer's rules.
+    case filteredRule = "filtered_rule"
+    /// The same contact was sold to this buyer within its duplicate window.
+    case duplicate
+    /// A count or budget cap is reached.
+    case capped
+    /// The buyer is paused in its config.
+    case paused
+    /// Won, but the buyer rejected the post.
+    case postRejected = "post_rejected"
+    /// Won, but the post failed (transport error, non-2xx, unparsable answer).
+    case postFailed = "post_failed"
+    /// Won, but the post did not answer in time.
+    case postTimeout = "post_timeout"
+    /// Its held bid expired before the post.
+    case expired
+    /// Bid, but the round's budget ran out before the waterfall reached it.
+    case budgetExhausted = "budget_exhausted"
+    /// Held back by the exchange because it keeps failing; probed again after a back-off.
+    case unhealthy
+
+    /// Whether the buyer was excluded before any ping.
+    public var isExclusion: Bool {
+        switch self {
+        case .filteredGeo, .filteredSchedule, .filteredVertical, .filteredRule, .duplicate, .capped, .paused, .unhealthy:
+            return true
+        default:
+            return false
+        }
+    }
+}

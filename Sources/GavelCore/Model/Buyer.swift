@@ -1,0 +1,103 @@
+/// A buyer and every rule the exchange enforces for it.
+public struct Buyer: Sendable, Hashable {
+    public var id: String
+    public var campaigns: [String]
+    /// Verticals the buyer buys; empty means any.
+    public var verticals: Set<String>
+    /// Where to ping; nil for a fixed-price buyer that is posted to without a ping.
+    public var ping: Endpoint?
+    public var post: Endpoint
+    /// The price of a fixed-price buyer (no ping), or nil for a bidding buyer.
+    public var fixedPrice: Money?
+    public var filters: BuyerFilters
+    public var caps: BuyerCaps
+    /// The least this buyer may win at; bids below max(campaign floor, this) are `below_floor`.
+    public var floor: Money
+    public var priority: Int
+    public var weight: Int
+    public var paused: Bool
+    /// Days within which the same contact is not sold to this buyer again; 0 disables.
+    public var duplicateWindowDays: Int
+    public var response: ResponseMapping
+
+    public init(
+        id: String, campaigns: [String], verticals: Set<String> = [], ping: Endpoint?, post: Endpoint,
+        fixedPrice: Money? = nil, filters: BuyerFilters = BuyerFilters(), caps: BuyerCaps = BuyerCaps(),
+        floor: Money = .zero, priority: Int = 0, weight: Int = 1, paused: Bool = false, duplicateWindowDays: Int = 0,
+        response: ResponseMapping = ResponseMapping()
+    ) {
+        self.id = id
+        self.campaigns = campaigns
+        self.verticals = verticals
+        self.ping = ping
+        self.post = post
+        self.fixedPrice = fixedPrice
+        self.filters = filters
+        self.caps = caps
+        self.floor = floor
+        self.priority = priority
+        self.weight = weight
+        self.paused = paused
+        self.duplicateWindowDays = duplicateWindowDays
+        self.response = response
+    }
+}
+
+/// One HTTP endpoint of a buyer.
+public struct Endpoint: Sendable, Hashable {
+    public var url: String
+    public var timeoutMs: Int
+    /// Extra request headers, such as authentication; values already have `${ENV}` expanded.
+    public var headers: [String: String]
+
+    public init(url: String, timeoutMs: Int = 1000, headers: [String: String] = [:]) {
+        self.url = url
+        self.timeoutMs = timeoutMs
+        self.headers = headers
+    }
+}
+
+/// Where a buyer that does not speak the native protocol puts its answers.
+///
+/// Paths are dot-separated keys into the JSON response (`result.price`). Defaults are the native protocol.
+public struct ResponseMapping: Sendable, Hashable {
+    public var bidPath: [String]
+    public var bidIDPath: [String]
+    public var expiresInPath: [String]
+    public var acceptedPath: [String]
+    /// Values of `acceptedPath` that mean accepted, compared as text (`true`, `success`, `Matched`).
+    public var acceptedValues: Set<String>
+    public var reasonPath: [String]
+    public var referencePath: [String]
+
+    public init(
+        bidPath: [String] = ["bid"], bidIDPath: [String] = ["bid_id"], expiresInPath: [String] = ["expires_in_s"],
+        acceptedPath: [String] = ["accepted"], acceptedValues: Set<String> = ["true"], reasonPath: [String] = ["reason"],
+        referencePath: [String] = ["reference"]
+    ) {
+        self.bidPath = bidPath
+        self.bidIDPath = bidIDPath
+        self.expiresInPath = expiresInPath
+        self.acceptedPath = acceptedPath
+        self.acceptedValues = acceptedValues
+        self.reasonPath = reasonPath
+        self.referencePath = referencePath
+    }
+}
+
+/// Volume and spend limits. Counted in the buyer's schedule time zone (UTC without one).
+public struct BuyerCaps: Sendable, Hashable {
+    public var hourly: Int?
+    public var daily: Int?
+    public var monthly: Int?
+    public var dailyBudget: Money?
+
+    public init(hourly: Int? = nil, daily: Int? = nil, monthly: Int? = nil, dailyBudget: Money? = nil) {
+        self.hourly = hourly
+        self.daily = daily
+        self.monthly = monthly
+        self.dailyBudget = dailyBudget
+    }
+
+    public var isUnlimited: Bool { hourly == nil && daily == nil && monthly == nil && dailyBudget == nil }
+}

@@ -1,0 +1,105 @@
+/// Everything the exchange runs on, read from the config directory. Immutable: a reload builds a
+/// new value and swaps it in, so an auction in flight keeps the snapshot it started with.
+public struct ExchangeConfig: Sendable {
+    public var campaigns: [String: Campaign]
+    public var sellers: [Seller]
+    public var buyers: [Buyer]
+
+    /// Sellers by API key, for the bearer check on every request.
+    public let sellersByKey: [String: Seller]
+    /// Buyers considered for each campaign, in config order (sorted by id).
+    public let buyersByCampaign: [String: [Buyer]]
+
+    public init(campaigns: [Campaign], sellers: [Seller], buyers: [Buyer]) {
+        self.campaigns = Dictionary(campaigns.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+        self.sellers = sellers
+        self.buyers = buyers.sorted { $0.id < $1.id }
+        self.sellersByKey = Dictionary(sellers.map { ($0.apiKey, $0) }, uniquingKeysWith: { first, _ in first })
+        var byCampaign: [String: [Buyer]] = [:]
+        for buyer in self.buyers {
+            for campaign in buyer.campaigns { byCampaign[campaign, default: []].append(buyer) }
+        }
+        self.buyersByCampaign = byCampaign
+    }
+
+    public func buyer(id: String) -> Buyer? { buyers.first { $0.id == id } }
+}
+
+/// Lead or call.
+public enum AuctionKind: String, Sendable, Hashable, CaseIterable {
+    case lead
+    case call
+}
+
+/// How a campaign picks among the buyers that bid.
+public enum DistributionMethod: String, Sendable, Hashable, CaseIterable {
+    /// Highest bid first.
+    case auction
+    /// Buyers' configured `priority` first (a ping tree), bid as the tie-break.
+    case priority
+    /// Rotate the first choice among the bidders, round after round.
+    case roundRobin = "round_robin"
+    /// Random first choice, weighted by the buyers' `weight`.
+    case weighted
+}
+
+/// What the seller earns when a lead or call sells.
+public enum PayoutRule: Sendable, Hashable {
+    /// A share of the buyer's price, in basis points (7000 = 70%).
+    case share(basisPoints: Int64)
+    /// A fixed amount per sale, capped at the buyer's price so the exchange never pays out more than it earns.
+    case fixed(Money)
+
+    public func payout(forPrice price: Money) -> Money {
+        switch self {
+        case .share(let basisPoints): return price.share(basisPoints: basisPoints)
+        case .fixed(let amount): return min(amount, price)
+        }
+    }
+}
+
+public struct Campaign: Sendable, Hashable {
+    public var id: String
+    public var kind: AuctionKind
+    public var vertical: String
+    public var distribution: DistributionMethod
+    /// The whole budget of a round, from request arrival to the answer.
+    public var tmaxMs: Int
+    /// How much of the budget the ping phase may use; the rest is for posts.
+    public var pingTimeoutMs: Int
+    public var floor: Money
+    public var payout: PayoutRule
+    /// Lead fields a seller must send.
+    public var requiredFields: [String]
+    /// How long a bid from `/v1/pings` is held for the post when the buyer gives no expiry.
+    public var bidHoldS: Int
+
+    public init(
+        id: String, kind: AuctionKind = .lead, vertical: String, distribution: DistributionMethod = .auction,
+        tmaxMs: Int = 1000, pingTimeoutMs: Int? = nil, floor: Money = .zero, payout: PayoutRule = .share(basisPoints: 7000),
+        requiredFields: [String] = [], bidHoldS: Int = 60
+    ) {
+        self.id = id
+        self.kind = kind
+        self.vertical = vertical
+        self.distribution = distribution
+        self.tmaxMs = tmaxMs
+        self.pingTimeoutMs = pingTimeoutMs ?? max(1, tmaxMs * 6 / 10)
+        self.floor = floor
+        self.payout = payout
+        self.requiredFields = requiredFields
+        self.bidHoldS = bidHoldS
+    }
+}
+
+public struct Seller: Sendable, Hashable {
+    public var id: String
+    public var apiKey: String
+    public var campaigns: Set<String>
+
+    public init(id: String, apiKey: String, campaigns: Set<String>) {
+        self.id = id
+        self.apiKey = apiKey
+        self.campaigns = campaigns
+    }
+}

@@ -1,0 +1,96 @@
+/// The native JSON buyer protocol (CONTRACT "Buyer protocol"): request bodies out, answers in.
+public enum BuyerProtocol {
+    /// Keys that are personal data: they may arrive only in a request's `contact` and go only
+    /// into posts, never into pings, logs or the non-PII lead record.
+    public static let personalKeys: Set<String> = [
+        "first_name", "last_name", "name", "full_name", "email", "phone", "phone_number", "mobile",
+        "address", "address1", "address2", "street", "street_address", "ssn", "dob", "date_of_birth",
+        "ip", "ip_address", "number",
+    ]
+
+    /// The ping body: no PII ever.
+    public static func pingBody(
+        auctionID: String, campaign: Campaign, lead: JSONObject, caller: JSONObject? = nil, tmaxMs: Int
+    ) -> String {
+        var body = JSONObject()
+        body["auction_id"] = .string(auctionID)
+        body["campaign"] = .string(campaign.id)
+        body["vertical"] = .string(campaign.vertical)
+        body["kind"] = .string(campaign.kind.rawValue)
+        body["lead"] = .object(lead)
+        if let caller { body["caller"] = .object(caller) }
+        body["tmax_ms"] = .number(String(tmaxMs))
+        return JSONValue.object(body).serialized
+    }
+
+    /// The post body: the full record, to the winner only.
+    public static func postBody(
+        auctionID: String, bid: RankedBid, lead: JSONObject, contact: JSONObject, consent: JSONObject? = nil
+    ) -> String {
+        var body = JSONObject()
+        body["auction_id"] = .string(auctionID)
+        body["bid_id"] = bid.bidID.map(JSONValue.string) ?? .null
+        body["price"] = JSONValue(bid.price)
+        body["lead"] = .object(lead)
+        body["contact"] = .object(contact)
+        if let consent { body["consent"] = .object(consent) }
+        return JSONValue.object(body).serialized
+    }
+
+    /// Interprets a ping's HTTP answer. Transport failures are mapped by the caller.
+    public static func parseBid(status: Int, body: [UInt8], mapping: ResponseMapping = ResponseMapping()) -> AuctionRound.PingAnswer {
+        if status == 204 { return .noBid }
+        guard (200..<300).contains(status) else { return .failed(.httpError, detail: "HTTP \(status)") }
+        guard !body.isEmpty else { return .noBid }
+        let json: JSONValue
+        do { json = try JSONValue.parse(body) } catch { return .failed(.badResponse, detail: error.description) }
+        guard json.objectValue != nil else { return .failed(.badResponse, detail: "answer is not a JSON object") }
+        guard let bidValue = value(at: mapping.bidPath, in: json), !bidValue.isNull else { return .noBid }
+        guard let text = bidValue.numberText, let price = Money(decimal: text.trimmingSpaces()) else {
+            return .failed(.badResponse, detail: "bid is not a positive amount with at most 4 decimals")
+        }
+        if price == .zero { return .noBid }
+        let bidID = value(at: mapping.bidIDPath, in: json).flatMap(scalarText)
+        let expires = value(at: mapping.expiresInPath, in: json)?.numberText.flatMap { Int($0) }
+        let destination = json["destination"].flatMap(scalarText)
+        let minDuration = json["min_duration_s"]?.numberText.flatMap { Int($0) }
+        return .bid(price: price, bidID: bidID, expiresInS: expires, destination: destination, minDurationS: minDuration)
+    }
+
+    /// Interprets a post's HTTP answer: only an explicit acceptance sells.
+    public static func parsePost(status: Int, body: [UInt8], mapping: ResponseMapping = ResponseMapping()) -> AuctionRound.PostResult {
+        guard (200..<300).contains(status) else { return .failed(detail: "HTTP \(status)") }
+        let json: JSONValue
+        do { json = try JSONValue.parse(body) } catch { return .failed(detail: error.description) }
+        guard let accepted = value(at: mapping.acceptedPath, in: json).flatMap(scalarText) else {
+            return .failed(detail: "answer has no \(mapping.acceptedPath.joined(separator: "."))")
+        }
+        if mapping.acceptedValues.contains(accepted) {
+            return .accepted(reference: value(at: mapping.referencePath, in: json).flatMap(scalarText))
+        }
+        return .rejected(reason: value(at: mapping.reasonPath, in: json).flatMap(scalarText))
+    }
+
+    static func value(at path: [String], in json: JSONValue) -> JSONValue? {
+        var current: JSONValue? = json
+        for key in path { current = current?[key] }
+        return current
+    }
+
+    static func scalarText(_ value: JSONValue) -> String? {
+        switch value {
+        case .string(let text), .number(let text): return text
+        case .bool(let bool): return bool ? "true" : "false"
+        default: return nil
+        }
+    }
+}
+
+extension String {
+    func trimmingSpaces() -> Substring {
+        var text = Substring(self)
+        while text.first == " " { text = text.dropFirst() }
+        while text.last == " " { text = text.dropLast() }
+        return text
+    }
+}

@@ -1,0 +1,84 @@
+/// An amount of money in 1/10,000 currency units.
+///
+/// Money is never a floating point number in Gavel: it is parsed from the decimal text of a JSON
+/// number or YAML scalar, stored and summed as an integer, and printed back as decimal text.
+public struct Money: Hashable, Comparable, Sendable, CustomStringConvertible {
+    /// Units per currency unit: four decimal places.
+    public static let scale: Int64 = 10_000
+    public static let zero = Money(units: 0)
+
+    /// The amount in 1/10,000 currency units.
+    public var units: Int64
+
+    public init(units: Int64) { self.units = units }
+
+    /// Whole currency units, for literals in code and tests.
+    public init(_ whole: Int) { self.units = Int64(whole) * Money.scale }
+
+    /// Parses decimal text such as `18.5`, `0.0025` or `120`; at most 4 decimals, no exponent.
+    /// Returns nil for anything else, including negative amounts when `allowNegative` is false.
+    public init?(decimal text: some StringProtocol, allowNegative: Bool = false) {
+        var utf8 = Substring(text).utf8[...]
+        var negative = false
+        if utf8.first == UInt8(ascii: "-") {
+            guard allowNegative else { return nil }
+            negative = true
+            utf8 = utf8.dropFirst()
+        }
+        var whole: Int64 = 0
+        var fraction: Int64 = 0
+        var fractionDigits = 0
+        var sawDigit = false
+        var sawPoint = false
+        for byte in utf8 {
+            switch byte {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"):
+                let digit = Int64(byte - UInt8(ascii: "0"))
+                sawDigit = true
+                if sawPoint {
+                    fractionDigits += 1
+                    guard fractionDigits <= 4 else { return nil }
+                    fraction = fraction * 10 + digit
+                } else {
+                    // 10^14 currency units is far beyond any price; it keeps units inside Int64.
+                    guard whole < 100_000_000_000_000 else { return nil }
+                    whole = whole * 10 + digit
+                }
+            case UInt8(ascii: "."):
+                guard !sawPoint, sawDigit else { return nil }
+                sawPoint = true
+            default:
+                return nil
+            }
+        }
+        guard sawDigit, !(sawPoint && fractionDigits == 0) else { return nil }
+        for _ in fractionDigits..<4 { fraction *= 10 }
+        let units = whole * Money.scale + fraction
+        self.units = negative ? -units : units
+    }
+
+    /// Decimal text without trailing zeros: `18.5`, `0.0025`, `120`. Valid as a JSON number.
+    public var description: String {
+        let sign = units < 0 ? "-" : ""
+        let magnitude = units.magnitude
+        let whole = magnitude / UInt64(Money.scale)
+        var fraction = magnitude % UInt64(Money.scale)
+        guard fraction != 0 else { return "\(sign)\(whole)" }
+        var digits = 4
+        while fraction % 10 == 0 { fraction /= 10; digits -= 1 }
+        var fractionText = String(fraction)
+        while fractionText.count < digits { fractionText = "0" + fractionText }
+        return "\(sign)\(whole).\(fractionText)"
+    }
+
+    public static func < (lhs: Money, rhs: Money) -> Bool { lhs.units < rhs.units }
+    public static func + (lhs: Money, rhs: Money) -> Money { Money(units: lhs.units + rhs.units) }
+    public static func - (lhs: Money, rhs: Money) -> Money { Money(units: lhs.units - rhs.units) }
+    public static func += (lhs: inout Money, rhs: Money) { lhs.units += rhs.units }
+    public static func -= (lhs: inout Money, rhs: Money) { lhs.units -= rhs.units }
+
+    /// This amount times `basisPoints`/10,000, rounded down to the unit: revenue shares.
+    public func share(basisPoints: Int64) -> Money {
+        Money(units: units * basisPoints / 10_000)
+    }
+}

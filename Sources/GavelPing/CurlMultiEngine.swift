@@ -1,0 +1,169 @@
+import CCurl
+import Foundation
+import Logging
+import Synchronization
+
+/// Sends HTTP requests through one libcurl multi handle owned by a dedicated thread.
+///
+/// Callers `await send(_:)`; the request goes onto a lock-protected queue, `curl_multi_wakeup`
+/// rouses the loop, and the loop resumes the caller's continuation when the transfer ends.
+/// Thousands of transfers share the thread, and connections are kept alive across requests.
+public final class CurlMultiEngine: Sendable {
+    public struct Configuration: Sendable {
+        /// Answers larger than this fail as `tooLarge`.
+        public var maxResponseBytes: Int
+        /// Connect timeout cap; each transfer's own deadline still applies.
+        public var connectTimeoutMs: Int
+        /// Idle connections kept open in the pool.
+        public var maxIdleConnections: Int
+
+        public init(maxResponseBytes: Int = 64 * 1024, connectTimeoutMs: Int = 1000, maxIdleConnections: Int = 1024) {
+            self.maxResponseBytes = maxResponseBytes
+            self.connectTimeoutMs = connectTimeoutMs
+            self.maxIdleConnections = maxIdleConnections
+        }
+    }
+
+    private struct Shared {
+        var queue: [Transfer] = []
+        var wakePending = false
+        var shuttingDown = false
+    }
+
+    private let configuration: Configuration
+    private let shared = Mutex(Shared())
+    private let multi: CurlMulti
+    private let stopped = DispatchSemaphore(value: 0)
+    private let logger: Logger
+
+    public init(configuration: Configuration = Configuration(), logger: Logger = Logger(label: "gavel.ping")) {
+        CurlGlobal.initialize()
+        self.configuration = configuration
+        self.logger = logger
+        self.multi = CurlMulti(maxConnects: configuration.maxIdleConnections)
+        let thread = Thread { [self] in self.runLoop() }
+        thread.name = "gavel-curl"
+        thread.start()
+    }
+
+    /// Sends `request` and returns when the answer is complete or the request failed.
+    /// Never throws: a transport failure is a value, because for an auction it is an answer too.
+    public func send(_ request: HTTPRequest) async -> HTTPResult {
+        await withCheckedContinuation { continuation in
+            let transfer = Transfer(request: request, maxResponseBytes: configuration.maxResponseBytes,
+                                    connectTimeoutMs: configuration.connectTimeoutMs, continuation: continuation)
+            let shouldWake = shared.withLock { state -> Bool? in
+                guard !state.shuttingDown else { return nil }
+                state.queue.append(transfer)
+                defer { state.wakePending = true }
+                return !state.wakePending
+            }
+            switch shouldWake {
+            case nil: transfer.finish(.failure(.shutdown()))
+            case true?: multi.wakeup()
+            case false?: break
+            }
+        }
+    }
+
+    /// Takes no new transfers, lets those in flight finish (each has its deadline), then stops the thread.
+    public func shutdown() {
+        let first = shared.withLock { state -> Bool in
+            defer { state.shuttingDown = true }
+            return !state.shuttingDown
+        }
+        guard first else { return }
+        multi.wakeup()
+        stopped.wait()
+    }
+
+    // MARK: The loop (engine thread only)
+
+    private func runLoop() {
+        var inFlight = 0
+        while true {
+            let (submitted, shuttingDown) = shared.withLock { state in
+                state.wakePending = false
+                let queue = state.queue
+                state.queue.removeAll(keepingCapacity: true)
+                return (queue, state.shuttingDown)
+            }
+            for transfer in submitted {
+                if let error = transfer.start(on: multi) {
+                    transfer.finish(.failure(error))
+                } else {
+                    inFlight += 1
+                }
+            }
+            multi.perform()
+            inFlight -= multi.drainCompleted()
+            if shuttingDown && inFlight == 0 { break }
+            multi.poll(timeoutMs: 1000)
+        }
+        logger.debug("curl engine stopped")
+        stopped.signal()
+    }
+}
+
+/// Process-wide libcurl set-up, once.
+enum CurlGlobal {
+    private static let once: Void = { curl_global_init(Int(CURL_GLOBAL_DEFAULT)) }()
+    static func initialize() { _ = once }
+}
+
+/// Owns the `CURLM` handle and a pool of easy handles.
+///
+/// `@unchecked Sendable`: every method but `wakeup` runs on the engine thread only;
+/// `curl_multi_wakeup` is documented as callable from any thread.
+final class CurlMulti: @unchecked Sendable {
+    let handle: UnsafeMutableRawPointer
+    private var idleEasyHandles: [UnsafeMutableRawPointer] = []
+
+    init(maxConnects: Int) {
+        handle = curl_multi_init()
+        _ = ccurl_multi_setopt_long(handle, CURLMOPT_MAXCONNECTS, maxConnects)
+    }
+
+    deinit {
+        for easy in idleEasyHandles { curl_easy_cleanup(easy) }
+        curl_multi_cleanup(handle)
+    }
+
+    func wakeup() { curl_multi_wakeup(handle) }
+
+    func takeEasyHandle() -> UnsafeMutableRawPointer? {
+        if let easy = idleEasyHandles.popLast() {
+            curl_easy_reset(easy)
+            return easy
+        }
+        return curl_easy_init()
+    }
+
+    func perform() {
+        var running: Int32 = 0
+        curl_multi_perform(handle, &running)
+    }
+
+    func poll(timeoutMs: Int32) {
+        curl_multi_poll(handle, nil, 0, timeoutMs, nil)
+    }
+
+    /// Finishes every completed transfer; returns how many.
+    func drainCompleted() -> Int {
+        var completed = 0
+        var remaining: Int32 = 0
+        while let message = curl_multi_info_read(handle, &remaining) {
+            guard message.pointee.msg == CURLMSG_DONE, let easy = message.pointee.easy_handle else { continue }
+            let result = ccurl_msg_result(message)
+            var privatePointer: UnsafeMutableRawPointer?
+            _ = ccurl_easy_getinfo_pointer(easy, CURLINFO_PRIVATE, &privatePointer)
+            curl_multi_remove_handle(handle, easy)
+            guard let privatePointer else { continue }
+            let transfer = Unmanaged<Transfer>.fromOpaque(privatePointer).takeRetainedValue()
+            transfer.complete(easy: easy, code: result)
+            idleEasyHandles.append(easy)
+            completed += 1
+        }
+        return completed
+    }
+}
