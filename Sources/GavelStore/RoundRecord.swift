@@ -1,0 +1,120 @@
+import GavelCore
+
+/// Everything persisted about one round, written in one transaction.
+public struct RoundRecord: Sendable {
+    /// `pinged`: a `/v1/pings` round whose post has not come yet; `final`: the round is over.
+    public enum Phase: String, Sendable { case pinged, final }
+
+    public var id: String
+    public var kind: AuctionKind
+    public var sellerID: String
+    public var campaignID: String
+    public var phase: Phase
+    /// `sold` / `unsold` when final; `bid` / `no_bid` while pinged.
+    public var status: String
+    public var createdAtMs: Int64
+    public var tmaxMs: Int
+    /// From request arrival to the decision, in microseconds.
+    public var durationUs: Int
+    public var winnerID: String?
+    public var price: Money?
+    public var payout: Money?
+    /// Non-PII lead fields, as JSON text.
+    public var leadJSON: String
+    /// PII, as JSON text: stored in its own table, never logged.
+    public var contactJSON: String?
+    /// A keyed hash of the contact, for duplicate windows.
+    public var contactHash: String?
+    public var entries: [AuctionRound.BuyerEntry]
+    public var posts: [AuctionRound.PostAttempt]
+    /// Cap counters to add to in the same transaction as the sale.
+    public var capIncrements: [CapIncrement]
+
+    public init(
+        id: String, kind: AuctionKind, sellerID: String, campaignID: String, phase: Phase, status: String,
+        createdAtMs: Int64, tmaxMs: Int, durationUs: Int, winnerID: String? = nil, price: Money? = nil, payout: Money? = nil,
+        leadJSON: String, contactJSON: String? = nil, contactHash: String? = nil,
+        entries: [AuctionRound.BuyerEntry], posts: [AuctionRound.PostAttempt], capIncrements: [CapIncrement] = []
+    ) {
+        self.id = id
+        self.kind = kind
+        self.sellerID = sellerID
+        self.campaignID = campaignID
+        self.phase = phase
+        self.status = status
+        self.createdAtMs = createdAtMs
+        self.tmaxMs = tmaxMs
+        self.durationUs = durationUs
+        self.winnerID = winnerID
+        self.price = price
+        self.payout = payout
+        self.leadJSON = leadJSON
+        self.contactJSON = contactJSON
+        self.contactHash = contactHash
+        self.entries = entries
+        self.posts = posts
+        self.capIncrements = capIncrements
+    }
+}
+
+/// One cap window's counters for one buyer (`H:2026-11-29T14`, `D:2026-11-29`, `M:2026-11`).
+public struct CapIncrement: Sendable, Hashable {
+    public var buyerID: String
+    public var window: String
+    public var count: Int
+    public var spend: Money
+
+    public init(buyerID: String, window: String, count: Int, spend: Money) {
+        self.buyerID = buyerID
+        self.window = window
+        self.count = count
+        self.spend = spend
+    }
+}
+
+/// A recorded sale, for rebuilding duplicate windows after a restart.
+public struct SaleRecord: Sendable, Hashable {
+    public var buyerID: String
+    public var contactHash: String
+    public var soldAtMs: Int64
+}
+
+/// A round as read back for `GET /v1/auctions/{id}`.
+public struct StoredRound: Sendable {
+    public var id: String
+    public var kind: String
+    public var sellerID: String
+    public var campaignID: String
+    public var phase: String
+    public var status: String
+    public var createdAtMs: Int64
+    public var tmaxMs: Int
+    public var durationUs: Int
+    public var winnerID: String?
+    public var price: Money?
+    public var payout: Money?
+    public var leadJSON: String
+    public var buyers: [StoredBuyer]
+    public var posts: [StoredPost]
+
+    public struct StoredBuyer: Sendable {
+        public var buyerID: String
+        public var reason: String
+        public var bid: Money?
+        public var bidID: String?
+        public var latencyUs: Int?
+        public var tmaxMs: Int?
+        public var detail: String?
+        public var destination: String?
+    }
+
+    public struct StoredPost: Sendable {
+        public var sequence: Int
+        public var buyerID: String
+        public var price: Money
+        public var result: String
+        public var latencyUs: Int
+        public var reference: String?
+        public var detail: String?
+    }
+}

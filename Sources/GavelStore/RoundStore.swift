@@ -1,0 +1,231 @@
+import Dispatch
+import GavelCore
+import GRDB
+import Logging
+import Synchronization
+
+/// The exchange's SQLite database (WAL mode), with group commit.
+///
+/// `record` queues a round and suspends; one writer on its own serial queue takes everything
+/// queued, writes it in a single transaction, and resumes every waiter once it is committed. Under
+/// load many rounds share one commit, so durability costs one fsync per batch, not per round.
+public final class RoundStore: Sendable {
+    /// How much SQLite syncs: `normal` survives a crash of the process (kill -9), `full` also a power loss.
+    public enum Durability: String, Sendable { case normal, full }
+
+    private struct Pending {
+        var records: [RoundRecord] = []
+        var waiters: [CheckedContinuation<Void, any Error>] = []
+        var writing = false
+        var closed = false
+    }
+
+    private let pool: DatabasePool
+    private let pending = Mutex(Pending())
+    private let writerQueue = DispatchQueue(label: "gavel.store.writer")
+    private let logger: Logger
+
+    public init(path: String, durability: Durability = .normal, logger: Logger = Logger(label: "gavel.store")) throws(StoreError) {
+        self.logger = logger
+        var configuration = Configuration()
+        configuration.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = \(durability == .full ? "FULL" : "NORMAL")")
+        }
+        configuration.busyMode = .timeout(5)
+        do {
+            pool = try DatabasePool(path: path, configuration: configuration)
+        } catch {
+            throw .open("\(path): \(error)")
+        }
+        do {
+            try Schema.migrator.migrate(pool)
+        } catch {
+            throw .migrate("\(error)")
+        }
+    }
+
+    /// Writes `round`; returns once it is committed.
+    public func record(_ round: RoundRecord) async throws {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            let startWriter = pending.withLock { state -> Bool? in
+                guard !state.closed else { return nil }
+                state.records.append(round)
+                state.waiters.append(continuation)
+                defer { state.writing = true }
+                return !state.writing
+            }
+            switch startWriter {
+            case nil: continuation.resume(throwing: StoreError.closed())
+            case true?: writerQueue.async { self.drain() }
+            case false?: break
+            }
+        }
+    }
+
+    /// Writer queue only: commits batches until nothing is queued.
+    private func drain() {
+        while true {
+            let (records, waiters) = pending.withLock { state -> ([RoundRecord], [CheckedContinuation<Void, any Error>]) in
+                defer {
+                    state.records.removeAll(keepingCapacity: true)
+                    state.waiters.removeAll(keepingCapacity: true)
+                    if state.records.isEmpty { state.writing = false }
+                }
+                return (state.records, state.waiters)
+            }
+            guard !records.isEmpty else { return }
+            do {
+                try pool.write { db in
+                    for record in records { try RoundStore.insert(record, into: db) }
+                }
+                for waiter in waiters { waiter.resume() }
+            } catch {
+                logger.error("round batch failed to commit", metadata: ["rounds": "\(records.count)", "error": "\(error)"])
+                // Retry each round alone so one bad record does not fail the others.
+                for (record, waiter) in zip(records, waiters) {
+                    do {
+                        try pool.write { db in try RoundStore.insert(record, into: db) }
+                        waiter.resume()
+                    } catch {
+                        waiter.resume(throwing: StoreError.write("\(error)"))
+                    }
+                }
+            }
+        }
+    }
+
+    /// Stops taking rounds after those already queued are committed.
+    public func close() {
+        pending.withLock { $0.closed = true }
+        writerQueue.sync {}
+    }
+
+    private static func insert(_ record: RoundRecord, into db: Database) throws {
+        // A final round may replace its own earlier `pinged` record (two-phase ping then post).
+        try db.cachedStatement(sql: "DELETE FROM round_buyers WHERE round_id = ?").execute(arguments: [record.id])
+        try db.cachedStatement(sql: "DELETE FROM post_attempts WHERE round_id = ?").execute(arguments: [record.id])
+        try db.cachedStatement(sql: """
+            INSERT OR REPLACE INTO rounds
+              (id, kind, seller_id, campaign_id, phase, status, created_at_ms, tmax_ms, duration_us, winner_id, price, payout, lead_json)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """).execute(arguments: [
+                record.id, record.kind.rawValue, record.sellerID, record.campaignID, record.phase.rawValue, record.status,
+                record.createdAtMs, record.tmaxMs, record.durationUs, record.winnerID, record.price?.units, record.payout?.units,
+                record.leadJSON,
+            ])
+        let buyerStatement = try db.cachedStatement(sql: """
+            INSERT INTO round_buyers (round_id, position, buyer_id, reason, bid, bid_id, latency_us, tmax_ms, detail, destination)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """)
+        for (position, entry) in record.entries.enumerated() {
+            try buyerStatement.execute(arguments: [
+                record.id, position, entry.buyerID, (entry.reason ?? (record.phase == .pinged ? nil : .outbid))?.rawValue ?? "bid",
+                entry.bid?.units, entry.bidID, entry.latencyUs, entry.tmaxMs, entry.detail, entry.destination,
+            ])
+        }
+        let postStatement = try db.cachedStatement(sql: """
+            INSERT INTO post_attempts (round_id, sequence, buyer_id, price, result, latency_us, reference, detail)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+            """)
+        for (sequence, post) in record.posts.enumerated() {
+            try postStatement.execute(arguments: [
+                record.id, sequence + 1, post.buyerID, post.price.units, post.result.rawValue, post.latencyUs, post.reference, post.detail,
+            ])
+        }
+        if let contact = record.contactJSON {
+            try db.cachedStatement(sql: "INSERT OR REPLACE INTO lead_pii (round_id, contact_json) VALUES (?, ?)")
+                .execute(arguments: [record.id, contact])
+        }
+        if record.phase == .final, let winner = record.winnerID, let price = record.price {
+            let payout = record.payout ?? .zero
+            try db.cachedStatement(sql: """
+                INSERT OR REPLACE INTO sales
+                  (round_id, kind, seller_id, campaign_id, buyer_id, price, payout, margin, sold_at_ms, contact_hash)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """).execute(arguments: [
+                    record.id, record.kind.rawValue, record.sellerID, record.campaignID, winner, price.units, payout.units,
+                    (price - payout).units, record.createdAtMs, record.contactHash,
+                ])
+        }
+        let capStatement = try db.cachedStatement(sql: """
+            INSERT INTO cap_counters (buyer_id, window, count, spend) VALUES (?, ?, ?, ?)
+            ON CONFLICT (buyer_id, window) DO UPDATE SET count = count + excluded.count, spend = spend + excluded.spend
+            """)
+        for increment in record.capIncrements {
+            try capStatement.execute(arguments: [increment.buyerID, increment.window, increment.count, increment.spend.units])
+        }
+    }
+
+    // MARK: Reads (GRDB's reader connections, concurrent with the writer)
+
+    /// The round with this id, or nil.
+    public func round(id: String) async throws(StoreError) -> StoredRound? {
+        do {
+            return try await pool.read { db -> StoredRound? in
+                guard let row = try Row.fetchOne(db, sql: "SELECT * FROM rounds WHERE id = ?", arguments: [id]) else { return nil }
+                let buyers = try Row.fetchAll(db, sql: "SELECT * FROM round_buyers WHERE round_id = ? ORDER BY position", arguments: [id]).map { row in
+                    StoredRound.StoredBuyer(
+                        buyerID: row["buyer_id"], reason: row["reason"], bid: (row["bid"] as Int64?).map(Money.init(units:)),
+                        bidID: row["bid_id"], latencyUs: row["latency_us"], tmaxMs: row["tmax_ms"], detail: row["detail"],
+                        destination: row["destination"]
+                    )
+                }
+                let posts = try Row.fetchAll(db, sql: "SELECT * FROM post_attempts WHERE round_id = ? ORDER BY sequence", arguments: [id]).map { row in
+                    StoredRound.StoredPost(
+                        sequence: row["sequence"], buyerID: row["buyer_id"], price: Money(units: row["price"]), result: row["result"],
+                        latencyUs: row["latency_us"], reference: row["reference"], detail: row["detail"]
+                    )
+                }
+                return StoredRound(
+                    id: row["id"], kind: row["kind"], sellerID: row["seller_id"], campaignID: row["campaign_id"], phase: row["phase"],
+                    status: row["status"], createdAtMs: row["created_at_ms"], tmaxMs: row["tmax_ms"], durationUs: row["duration_us"],
+                    winnerID: row["winner_id"], price: (row["price"] as Int64?).map(Money.init(units:)),
+                    payout: (row["payout"] as Int64?).map(Money.init(units:)), leadJSON: row["lead_json"], buyers: buyers, posts: posts
+                )
+            }
+        } catch {
+            throw .read("\(error)")
+        }
+    }
+
+    /// Every cap counter, for the cap ledger at start-up.
+    public func capCounters() throws(StoreError) -> [CapIncrement] {
+        do {
+            return try pool.read { db in
+                try Row.fetchAll(db, sql: "SELECT buyer_id, window, count, spend FROM cap_counters").map { row in
+                    CapIncrement(buyerID: row["buyer_id"], window: row["window"], count: row["count"], spend: Money(units: row["spend"]))
+                }
+            }
+        } catch {
+            throw .read("\(error)")
+        }
+    }
+
+    /// Sales since `sinceMs` that carry a contact hash, for duplicate windows at start-up.
+    public func salesWithContact(sinceMs: Int64) throws(StoreError) -> [SaleRecord] {
+        do {
+            return try pool.read { db in
+                try Row.fetchAll(db, sql: """
+                    SELECT buyer_id, contact_hash, sold_at_ms FROM sales WHERE sold_at_ms >= ? AND contact_hash IS NOT NULL
+                    """, arguments: [sinceMs]).map { row in
+                    SaleRecord(buyerID: row["buyer_id"], contactHash: row["contact_hash"], soldAtMs: row["sold_at_ms"])
+                }
+            }
+        } catch {
+            throw .read("\(error)")
+        }
+    }
+
+    /// Counts of rounds and sales, for tests and the operator's checks.
+    public func counts() throws(StoreError) -> (rounds: Int, sales: Int, buyerRows: Int) {
+        do {
+            return try pool.read { db in
+                (try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM rounds") ?? 0,
+                 try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM sales") ?? 0,
+                 try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM round_buyers") ?? 0)
+            }
+        } catch {
+            throw .read("\(error)")
+        }
+    }
+}

@@ -1,0 +1,88 @@
+import GRDB
+
+/// Versioned migrations: a new version appends a migration, never edits an old one.
+enum Schema {
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1-rounds") { db in
+            try db.execute(sql: """
+                CREATE TABLE rounds (
+                    id TEXT PRIMARY KEY,
+                    kind TEXT NOT NULL,
+                    seller_id TEXT NOT NULL,
+                    campaign_id TEXT NOT NULL,
+                    phase TEXT NOT NULL,
+                    status TEXT NOT NULL,
+                    created_at_ms INTEGER NOT NULL,
+                    tmax_ms INTEGER NOT NULL,
+                    duration_us INTEGER NOT NULL,
+                    winner_id TEXT,
+                    price INTEGER,
+                    payout INTEGER,
+                    lead_json TEXT NOT NULL
+                );
+                CREATE INDEX rounds_by_seller ON rounds(seller_id, created_at_ms);
+                CREATE INDEX rounds_by_campaign ON rounds(campaign_id, created_at_ms);
+
+                -- One row per buyer considered: its reason code, bid, latency and the tmax it was given.
+                CREATE TABLE round_buyers (
+                    round_id TEXT NOT NULL REFERENCES rounds(id) ON DELETE CASCADE,
+                    position INTEGER NOT NULL,
+                    buyer_id TEXT NOT NULL,
+                    reason TEXT NOT NULL,
+                    bid INTEGER,
+                    bid_id TEXT,
+                    latency_us INTEGER,
+                    tmax_ms INTEGER,
+                    detail TEXT,
+                    destination TEXT,
+                    PRIMARY KEY (round_id, buyer_id)
+                ) WITHOUT ROWID;
+                CREATE INDEX round_buyers_by_buyer ON round_buyers(buyer_id, reason);
+
+                CREATE TABLE post_attempts (
+                    round_id TEXT NOT NULL REFERENCES rounds(id) ON DELETE CASCADE,
+                    sequence INTEGER NOT NULL,
+                    buyer_id TEXT NOT NULL,
+                    price INTEGER NOT NULL,
+                    result TEXT NOT NULL,
+                    latency_us INTEGER NOT NULL,
+                    reference TEXT,
+                    detail TEXT,
+                    PRIMARY KEY (round_id, sequence)
+                ) WITHOUT ROWID;
+
+                -- The books: what the buyer pays, what the seller earns, the margin.
+                CREATE TABLE sales (
+                    round_id TEXT PRIMARY KEY REFERENCES rounds(id),
+                    kind TEXT NOT NULL,
+                    seller_id TEXT NOT NULL,
+                    campaign_id TEXT NOT NULL,
+                    buyer_id TEXT NOT NULL,
+                    price INTEGER NOT NULL,
+                    payout INTEGER NOT NULL,
+                    margin INTEGER NOT NULL,
+                    sold_at_ms INTEGER NOT NULL,
+                    contact_hash TEXT
+                );
+                CREATE INDEX sales_by_buyer ON sales(buyer_id, sold_at_ms);
+                CREATE INDEX sales_by_contact ON sales(contact_hash, buyer_id);
+
+                -- Personal data, apart from everything else so it can be purged or locked down alone.
+                CREATE TABLE lead_pii (
+                    round_id TEXT PRIMARY KEY REFERENCES rounds(id) ON DELETE CASCADE,
+                    contact_json TEXT NOT NULL
+                );
+
+                CREATE TABLE cap_counters (
+                    buyer_id TEXT NOT NULL,
+                    window TEXT NOT NULL,
+                    count INTEGER NOT NULL,
+                    spend INTEGER NOT NULL,
+                    PRIMARY KEY (buyer_id, window)
+                ) WITHOUT ROWID;
+                """)
+        }
+        return migrator
+    }
+}
