@@ -8,6 +8,27 @@ public enum BuyerProtocol {
         "ip", "ip_address", "number",
     ]
 
+    /// A round's ping body, serialised once; only `tmax_ms` differs between buyers.
+    public struct PingTemplate: Sendable {
+        private let prefix: String
+
+        public init(auctionID: String, campaign: Campaign, lead: JSONObject, caller: JSONObject? = nil, consent: JSONObject? = nil) {
+            var body = JSONObject()
+            body["auction_id"] = .string(auctionID)
+            body["campaign"] = .string(campaign.id)
+            body["vertical"] = .string(campaign.vertical)
+            body["kind"] = .string(campaign.kind.rawValue)
+            body["lead"] = .object(lead)
+            if let caller { body["caller"] = .object(caller) }
+            // The consent certificate lets a buyer verify consent before bidding; it is not PII.
+            if let consent { body["consent"] = .object(consent) }
+            let text = JSONValue.object(body).serialized
+            prefix = String(text.dropLast()) + ",\"tmax_ms\":"
+        }
+
+        public func body(tmaxMs: Int) -> String { prefix + String(tmaxMs) + "}" }
+    }
+
     /// The ping body: no PII ever.
     public static func pingBody(
         auctionID: String, campaign: Campaign, lead: JSONObject, caller: JSONObject? = nil, tmaxMs: Int

@@ -1,0 +1,78 @@
+import GavelCore
+
+/// Rounds from `POST /v1/pings` whose bids are held for the seller's post, and the results of
+/// posts already made, so a second post of the same ping returns the first result.
+actor HeldBids {
+    struct HeldRound: Sendable {
+        var round: AuctionRound
+        var context: RoundContext
+        var expiresAtMs: Int64
+    }
+
+    enum Claim: Sendable {
+        /// The caller runs the post phase and must call `complete`.
+        case run(HeldRound)
+        /// Already posted: the first result.
+        case done(LeadResult)
+        case expired
+        case unknown
+    }
+
+    private enum Entry {
+        case held(HeldRound)
+        case posting([CheckedContinuation<LeadResult, Never>])
+        case done(LeadResult, sellerID: String, keepUntilMs: Int64)
+    }
+
+    private var entries: [String: Entry] = [:]
+    private var holdsSinceSweep = 0
+    /// How long a finished post's result is kept for repeat posts.
+    private let resultTTLms: Int64 = 3_600_000
+
+    func hold(_ held: HeldRound, id: String) {
+        entries[id] = .held(held)
+        holdsSinceSweep += 1
+        if holdsSinceSweep >= 1024 { sweep(nowMs: RoundContext.nowMs) }
+    }
+
+    /// Claims the ping for posting, or tells why it cannot be; a concurrent second post waits for the first.
+    func claim(id: String, sellerID: String, nowMs: Int64) async -> Claim {
+        switch entries[id] {
+        case nil:
+            return .unknown
+        case .held(let held):
+            guard held.context.seller.id == sellerID else { return .unknown }
+            guard nowMs < held.expiresAtMs else {
+                entries[id] = nil
+                return .expired
+            }
+            entries[id] = .posting([])
+            return .run(held)
+        case .posting(let waiters):
+            let result = await withCheckedContinuation { continuation in
+                entries[id] = .posting(waiters + [continuation])
+            }
+            return .done(result)
+        case .done(let result, let owner, _):
+            return owner == sellerID ? .done(result) : .unknown
+        }
+    }
+
+    func complete(id: String, sellerID: String, result: LeadResult) {
+        if case .posting(let waiters) = entries[id] {
+            for waiter in waiters { waiter.resume(returning: result) }
+        }
+        entries[id] = .done(result, sellerID: sellerID, keepUntilMs: RoundContext.nowMs + resultTTLms)
+    }
+
+    private func sweep(nowMs: Int64) {
+        holdsSinceSweep = 0
+        entries = entries.filter { _, entry in
+            switch entry {
+            case .held(let held): return nowMs < held.expiresAtMs
+            case .posting: return true
+            case .done(_, _, let keepUntil): return nowMs < keepUntil
+            }
+        }
+    }
+}

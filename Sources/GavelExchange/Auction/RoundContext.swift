@@ -1,0 +1,54 @@
+import Foundation
+import GavelCore
+
+/// What one round runs with: its config snapshot, its request, and its clock.
+struct RoundContext: Sendable {
+    let auctionID: String
+    let config: ExchangeConfig
+    let campaign: Campaign
+    let seller: Seller
+    let lead: JSONObject
+    let contact: JSONObject?
+    let consent: JSONObject?
+    let contactHash: String?
+    /// When the request arrived, and when its answer is due.
+    let arrival: ContinuousClock.Instant
+    let deadline: ContinuousClock.Instant
+    /// When bidding must close.
+    let pingDeadline: ContinuousClock.Instant
+    let createdAtMs: Int64
+    let tmaxMs: Int
+
+    init(auctionID: String, config: ExchangeConfig, campaign: Campaign, seller: Seller, lead: JSONObject,
+         contact: JSONObject?, consent: JSONObject?, contactHash: String?, arrival: ContinuousClock.Instant, tmaxMs: Int) {
+        self.auctionID = auctionID
+        self.config = config
+        self.campaign = campaign
+        self.seller = seller
+        self.lead = lead
+        self.contact = contact
+        self.consent = consent
+        self.contactHash = contactHash
+        self.arrival = arrival
+        self.tmaxMs = tmaxMs
+        self.deadline = arrival + .milliseconds(tmaxMs)
+        // A shorter request budget shrinks the ping phase in proportion, leaving room to post.
+        let pingBudget = min(campaign.pingTimeoutMs, tmaxMs * campaign.pingTimeoutMs / max(campaign.tmaxMs, 1))
+        self.pingDeadline = arrival + .milliseconds(max(1, pingBudget))
+        self.createdAtMs = Int64(Date().timeIntervalSince1970 * 1000)
+    }
+
+    /// Whole milliseconds from now until `instant`, never negative.
+    static func milliseconds(until instant: ContinuousClock.Instant) -> Int {
+        let remaining = ContinuousClock.now.duration(to: instant)
+        let (seconds, attoseconds) = remaining.components
+        return max(0, Int(seconds) * 1000 + Int(attoseconds / 1_000_000_000_000_000))
+    }
+
+    var elapsedUs: Int {
+        let (seconds, attoseconds) = arrival.duration(to: .now).components
+        return Int(seconds) * 1_000_000 + Int(attoseconds / 1_000_000_000_000)
+    }
+
+    static var nowMs: Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
+}

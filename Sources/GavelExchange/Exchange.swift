@@ -1,0 +1,346 @@
+import Foundation
+import GavelCore
+import GavelPing
+import GavelStore
+import Logging
+import Synchronization
+
+/// The answer to `POST /v1/leads` and `POST /v1/posts`.
+public struct LeadResult: Sendable, Hashable {
+    public var auctionID: String
+    public var sold: Bool
+    /// What the seller earns; zero when unsold.
+    public var payout: Money
+}
+
+/// The answer to `POST /v1/pings`.
+public struct PingResult: Sendable, Hashable {
+    public var pingID: String
+    public var hasBid: Bool
+    public var payout: Money
+    public var expiresAtMs: Int64
+}
+
+/// Runs auction rounds: eligibility -> pings -> ranking -> post/fallback -> record.
+///
+/// Shared state lives in actors (`BuyerLedger`, `HeldBids`); each round's own state is an
+/// `AuctionRound` value owned by the task running it; I/O goes through the libcurl engine and the store.
+public final class Exchange: Sendable {
+    public struct Configuration: Sendable {
+        /// Key for contact and caller hashes. Set `GAVEL_HASH_KEY` in production.
+        public var hashKey: String
+        /// A post is not started with less time than this left in the round.
+        public var minimumPostMs: Int
+        /// Time kept back from the budget for recording the round and answering.
+        public var recordReserveMs: Int
+        public var health: BuyerLedger.HealthPolicy
+
+        public init(hashKey: String = "gavel-development-hash-key", minimumPostMs: Int = 10, recordReserveMs: Int = 3,
+                    health: BuyerLedger.HealthPolicy = .init()) {
+            self.hashKey = hashKey
+            self.minimumPostMs = minimumPostMs
+            self.recordReserveMs = recordReserveMs
+            self.health = health
+        }
+    }
+
+    public let store: RoundStore
+    public let ledger: BuyerLedger
+    let engine: CurlMultiEngine
+    let configuration: Configuration
+    let hasher: ContactHasher
+    let logger: Logger
+    let metrics = ExchangeMetrics()
+    private let currentConfig: Mutex<ExchangeConfig>
+    private let rotations = Mutex<[String: Int]>([:])
+    let held = HeldBids()
+
+    public init(config: ExchangeConfig, store: RoundStore, engine: CurlMultiEngine,
+                configuration: Configuration = Configuration(), logger: Logger = Logger(label: "gavel.exchange")) {
+        self.currentConfig = Mutex(config)
+        self.store = store
+        self.engine = engine
+        self.configuration = configuration
+        self.hasher = ContactHasher(key: configuration.hashKey)
+        self.ledger = BuyerLedger(healthPolicy: configuration.health)
+        self.logger = logger
+    }
+
+    /// Restores cap counters and duplicate windows from the store.
+    public func restoreState() async throws(StoreError) {
+        let counters = try store.capCounters()
+        let maxWindowDays = config.buyers.map(\.duplicateWindowDays).max() ?? 0
+        let since = RoundContext.nowMs - Int64(maxWindowDays) * 86_400_000
+        let sales = maxWindowDays > 0 ? try store.salesWithContact(sinceMs: since) : []
+        await ledger.restore(counters: counters, sales: sales)
+    }
+
+    /// The config new rounds start with.
+    public var config: ExchangeConfig { currentConfig.withLock { $0 } }
+
+    /// Swaps the config; rounds in flight finish on the snapshot they started with.
+    public func reload(_ config: ExchangeConfig) {
+        currentConfig.withLock { $0 = config }
+    }
+
+    // MARK: Seller entry points
+
+    /// `POST /v1/leads`: a full lead, pinged, sold and recorded before this returns.
+    public func runLead(_ submission: LeadSubmission, seller: Seller, arrival: ContinuousClock.Instant) async throws(ExchangeError) -> LeadResult {
+        let context = makeContext(submission, seller: seller, arrival: arrival, prefix: "auc_")
+        var round = await bid(context)
+        let (outcome, increments) = await post(&round, context: context)
+        return try await finish(round: round, outcome: outcome, increments: increments, context: context)
+    }
+
+    /// `POST /v1/pings`: bids gathered and held; nothing is sold yet.
+    public func runPing(_ submission: LeadSubmission, seller: Seller, arrival: ContinuousClock.Instant) async throws(ExchangeError) -> PingResult {
+        let context = makeContext(submission, seller: seller, arrival: arrival, prefix: "png_")
+        let round = await bid(context)
+        let top = round.ranking.first
+        let expiresAtMs = (round.closedAtMs ?? context.createdAtMs) + Int64(top?.expiresInS ?? context.campaign.bidHoldS) * 1000
+        let status = top == nil ? "no_bid" : "bid"
+        let record = roundRecord(round, context: context, phase: .pinged, status: status, sale: nil, increments: [])
+        do { try await store.record(record) } catch { throw .storage("\(error)") }
+        metrics.recordRound(kind: .lead, status: status, durationUs: record.durationUs, entries: round.entries)
+        if top != nil { await held.hold(.init(round: round, context: context, expiresAtMs: expiresAtMs), id: context.auctionID) }
+        logger.debug("ping round held", metadata: ["auction_id": "\(context.auctionID)", "status": "\(status)"])
+        return PingResult(
+            pingID: context.auctionID, hasBid: top != nil,
+            payout: top.map { context.campaign.payout.payout(forPrice: $0.price) } ?? .zero, expiresAtMs: expiresAtMs
+        )
+    }
+
+    /// `POST /v1/posts`: sells a held ping. A second post of the same ping returns the first result.
+    public func runPost(
+        pingID: String, lead: JSONObject?, contact: JSONObject, seller: Seller, arrival: ContinuousClock.Instant
+    ) async throws(PostError) -> LeadResult {
+        switch await held.claim(id: pingID, sellerID: seller.id, nowMs: RoundContext.nowMs) {
+        case .done(let result):
+            return result
+        case .expired:
+            throw .request(RequestError(status: 410, code: "ping_expired", message: "the bids of ping \(pingID) have expired", field: "ping_id"))
+        case .unknown:
+            throw .request(try await recordedPostOutcome(pingID: pingID, seller: seller))
+        case .run(var held):
+            let pinged = held.context
+            if let lead {
+                for key in ["state", "zip"] where lead[key] != nil && lead[key] != pinged.lead[key] {
+                    await self.held.complete(id: pingID, sellerID: seller.id, result: LeadResult(auctionID: pingID, sold: false, payout: .zero))
+                    throw .request(.invalid("lead.\(key)", "differs from the pinged lead", code: "lead_mismatch"))
+                }
+            }
+            let context = RoundContext(
+                auctionID: pingID, config: pinged.config, campaign: pinged.campaign, seller: seller,
+                lead: lead ?? pinged.lead, contact: contact, consent: pinged.consent, contactHash: hasher.hash(contact: contact),
+                arrival: arrival, tmaxMs: pinged.campaign.tmaxMs
+            )
+            let (outcome, increments) = await post(&held.round, context: context)
+            do {
+                let result = try await finish(round: held.round, outcome: outcome, increments: increments, context: context)
+                await self.held.complete(id: pingID, sellerID: seller.id, result: result)
+                return result
+            } catch {
+                await self.held.complete(id: pingID, sellerID: seller.id, result: LeadResult(auctionID: pingID, sold: false, payout: .zero))
+                throw .exchange(error)
+            }
+        }
+    }
+
+    public enum PostError: Error, Sendable {
+        case request(RequestError)
+        case exchange(ExchangeError)
+    }
+
+    /// A post for a ping no longer held in memory (after a restart, or unknown): the recorded answer.
+    private func recordedPostOutcome(pingID: String, seller: Seller) async throws(PostError) -> RequestError {
+        let stored: StoredRound?
+        do { stored = try await store.round(id: pingID) } catch { throw .exchange(.storage("\(error)")) }
+        guard let stored, stored.sellerID == seller.id, stored.id.hasPrefix("png_") else {
+            return RequestError(status: 404, code: "unknown_ping", message: "no ping \(pingID) for this seller", field: "ping_id")
+        }
+        if stored.phase == RoundRecord.Phase.final.rawValue {
+            // Posted before a restart: answer as the first post did.
+            throw .request(RequestError(status: 409, code: "already_posted", message: "ping \(pingID) was already posted: \(stored.status)", field: "ping_id"))
+        }
+        if stored.status == "no_bid" {
+            return RequestError(status: 410, code: "ping_expired", message: "ping \(pingID) had no bid to post to", field: "ping_id")
+        }
+        return RequestError(status: 410, code: "ping_expired", message: "the bids of ping \(pingID) are no longer held", field: "ping_id")
+    }
+
+    // MARK: The round
+
+    private func makeContext(_ submission: LeadSubmission, seller: Seller, arrival: ContinuousClock.Instant, prefix: String) -> RoundContext {
+        RoundContext(
+            auctionID: AuctionID.make(prefix: prefix, nowMs: RoundContext.nowMs), config: config, campaign: submission.campaign,
+            seller: seller, lead: submission.lead, contact: submission.contact, consent: submission.consent,
+            contactHash: submission.contact.flatMap { hasher.hash(contact: $0) }, arrival: arrival, tmaxMs: submission.tmaxMs
+        )
+    }
+
+    /// Eligibility, then pings to every eligible buyer at once; returns the round with bidding closed.
+    func bid(_ context: RoundContext, caller: JSONObject? = nil) async -> AuctionRound {
+        let now = Date()
+        let campaign = context.campaign
+        let candidates = context.config.buyersByCampaign[campaign.id] ?? []
+        let lead = Eligibility.Lead(fields: context.lead)
+        var considered: [AuctionRound.Consideration] = []
+        var staticallyEligible: [Buyer] = []
+        for buyer in candidates {
+            if let reason = Eligibility.exclusion(of: buyer, campaign: campaign, lead: lead, at: now) {
+                considered.append(.excluded(buyerID: buyer.id, reason: reason))
+            } else {
+                staticallyEligible.append(buyer)
+            }
+        }
+        let ledgerExclusions = staticallyEligible.isEmpty
+            ? [:] : await ledger.exclusions(for: staticallyEligible, contactHash: context.contactHash, at: now)
+        var targets: [(buyer: Buyer, tmaxMs: Int)] = []
+        let pingMs = RoundContext.milliseconds(until: context.pingDeadline)
+        for buyer in staticallyEligible {
+            let participant = AuctionRound.Participant(
+                buyerID: buyer.id, floor: max(campaign.floor, buyer.floor), priority: buyer.priority, weight: buyer.weight)
+            if let reason = ledgerExclusions[buyer.id] {
+                considered.append(.excluded(buyerID: buyer.id, reason: reason))
+            } else if let price = buyer.fixedPrice {
+                considered.append(.fixedPrice(participant, price: price))
+            } else if let ping = buyer.ping {
+                let tmax = min(ping.timeoutMs, pingMs)
+                considered.append(.pinged(participant, tmaxMs: tmax))
+                targets.append((buyer, tmax))
+            }
+        }
+        var round = AuctionRound(id: context.auctionID, payoutRule: campaign.payout, defaultHoldS: campaign.bidHoldS, considered: considered)
+
+        if !targets.isEmpty {
+            let template = BuyerProtocol.PingTemplate(
+                auctionID: context.auctionID, campaign: campaign, lead: context.lead, caller: caller, consent: context.consent)
+            let engine = self.engine
+            await withTaskGroup(of: (String, ResponseMapping, HTTPResult).self) { group in
+                for (buyer, tmax) in targets {
+                    guard let ping = buyer.ping else { continue }
+                    let request = HTTPRequest.json(url: ping.url, body: template.body(tmaxMs: tmax), headers: ping.headers, timeoutMs: max(1, tmax))
+                    let mapping = buyer.response
+                    group.addTask { (buyer.id, mapping, await engine.send(request)) }
+                }
+                for await (buyerID, mapping, result) in group {
+                    let (answer, latency) = Exchange.interpretPing(result, mapping: mapping)
+                    _ = round.receive(answer, from: buyerID, latencyUs: latency)
+                }
+            }
+            var failed: [String] = []
+            var answered: [String] = []
+            for entry in round.entries where entry.tmaxMs != nil {
+                switch entry.reason {
+                case .timeout?, .unreachable?, .badResponse?, .httpError?: failed.append(entry.buyerID)
+                default: answered.append(entry.buyerID)
+                }
+            }
+            await ledger.recordHealth(failed: failed, answered: answered, at: Date())
+        }
+        _ = round.closeBidding(atMs: RoundContext.nowMs, method: campaign.distribution,
+                               rotation: nextRotation(campaign.id), randomUnit: Double.random(in: 0..<1))
+        return round
+    }
+
+    /// Walks down the ranking: reserve caps, post, fall back on rejection, until sold or out of time.
+    func post(_ round: inout AuctionRound, context: RoundContext) async -> (AuctionRound.Outcome, [CapIncrement]) {
+        while true {
+            let remaining = RoundContext.milliseconds(until: context.deadline) - configuration.recordReserveMs
+            switch round.nextPost(atMs: RoundContext.nowMs, remainingMs: remaining, minimumPostMs: configuration.minimumPostMs) {
+            case .finish(let outcome):
+                return (outcome, [])
+            case .waitForBids, .closeBidding:
+                return (round.abandon(detail: "unexpected state"), [])
+            case .post(let bid):
+                guard let buyer = context.config.buyer(id: bid.buyerID) else {
+                    round.skipPost(reason: .paused, detail: "buyer removed from config")
+                    continue
+                }
+                let reservation: BuyerLedger.Reservation
+                switch await ledger.reserve(buyer: buyer, price: bid.price, contactHash: context.contactHash, at: Date()) {
+                case .success(let held): reservation = held
+                case .failure(.capped):
+                    round.skipPost(reason: .capped, detail: "cap reached before the post")
+                    continue
+                case .failure(.duplicate):
+                    round.skipPost(reason: .duplicate, detail: "contact already sold to this buyer")
+                    continue
+                }
+                let result = await sendPost(bid: bid, buyer: buyer, context: context, remainingMs: remaining)
+                if let outcome = round.recordPost(result.result, latencyUs: result.latencyUs) {
+                    let increments = await ledger.commit(reservation, at: Date())
+                    return (outcome, increments)
+                }
+                await ledger.release(reservation)
+            }
+        }
+    }
+
+    private func sendPost(bid: RankedBid, buyer: Buyer, context: RoundContext, remainingMs: Int) async -> (result: AuctionRound.PostResult, latencyUs: Int) {
+        let body = BuyerProtocol.postBody(
+            auctionID: context.auctionID, bid: bid, lead: context.lead, contact: context.contact ?? JSONObject(), consent: context.consent)
+        let request = HTTPRequest.json(url: buyer.post.url, body: body, headers: buyer.post.headers, timeoutMs: max(1, min(buyer.post.timeoutMs, remainingMs)))
+        switch await engine.send(request) {
+        case .success(let response):
+            return (BuyerProtocol.parsePost(status: response.status, body: response.body, mapping: buyer.response), response.latencyUs)
+        case .failure(let error):
+            return (error.isTimeout ? .timedOut : .failed(detail: error.description), error.latencyUs)
+        }
+    }
+
+    static func interpretPing(_ result: HTTPResult, mapping: ResponseMapping) -> (AuctionRound.PingAnswer, Int) {
+        switch result {
+        case .success(let response):
+            return (BuyerProtocol.parseBid(status: response.status, body: response.body, mapping: mapping), response.latencyUs)
+        case .failure(let error):
+            let reason: ReasonCode
+            if error.isTimeout { reason = .timeout }
+            else if error.isUnreachable { reason = .unreachable }
+            else { reason = .badResponse }
+            return (.failed(reason, detail: error.description), error.latencyUs)
+        }
+    }
+
+    /// Records the finished round, then answers: a 200 means it is committed.
+    private func finish(round: AuctionRound, outcome: AuctionRound.Outcome, increments: [CapIncrement], context: RoundContext) async throws(ExchangeError) -> LeadResult {
+        let sale = outcome.sale
+        let status = sale == nil ? "unsold" : "sold"
+        let record = roundRecord(round, context: context, phase: .final, status: status, sale: sale, increments: increments)
+        do {
+            try await store.record(record)
+        } catch {
+            logger.error("round not recorded", metadata: ["auction_id": "\(context.auctionID)", "error": "\(error)"])
+            throw .storage("\(error)")
+        }
+        metrics.recordRound(kind: context.campaign.kind, status: status, durationUs: record.durationUs, entries: round.entries)
+        if let sale {
+            metrics.revenue.increment(by: sale.price.units)
+            metrics.payout.increment(by: sale.payout.units)
+        }
+        logger.debug("round finished", metadata: [
+            "auction_id": "\(context.auctionID)", "status": "\(status)", "buyers": "\(round.entries.count)",
+            "duration_us": "\(record.durationUs)",
+        ])
+        return LeadResult(auctionID: context.auctionID, sold: sale != nil, payout: sale?.payout ?? .zero)
+    }
+
+    func roundRecord(_ round: AuctionRound, context: RoundContext, phase: RoundRecord.Phase, status: String,
+                     sale: AuctionRound.Sale?, increments: [CapIncrement]) -> RoundRecord {
+        RoundRecord(
+            id: context.auctionID, kind: context.campaign.kind, sellerID: context.seller.id, campaignID: context.campaign.id,
+            phase: phase, status: status, createdAtMs: context.createdAtMs, tmaxMs: context.tmaxMs, durationUs: context.elapsedUs,
+            winnerID: sale?.bid.buyerID, price: sale?.price, payout: sale?.payout, leadJSON: JSONValue.object(context.lead).serialized,
+            contactJSON: context.contact.map { JSONValue.object($0).serialized }, contactHash: sale == nil ? nil : context.contactHash,
+            entries: round.entries, posts: round.posts, capIncrements: increments
+        )
+    }
+
+    private func nextRotation(_ campaignID: String) -> Int {
+        rotations.withLock { counters in
+            defer { counters[campaignID, default: 0] &+= 1 }
+            return counters[campaignID, default: 0]
+        }
+    }
+}

@@ -1,0 +1,172 @@
+import Foundation
+import GavelCore
+import GavelStore
+
+/// The shared, per-buyer state every auction reads and changes: cap counters, recent sales of
+/// each contact (duplicate windows), and health (back-off from buyers that keep failing).
+///
+/// An actor, so a reservation is check-and-increment in one step: a thousand concurrent auctions
+/// cannot push a buyer past a cap.
+public actor BuyerLedger {
+    /// A held slot under a buyer's caps, taken before a post.
+    public struct Reservation: Sendable, Hashable {
+        public var buyerID: String
+        public var price: Money
+        var windows: CapWindows
+        var contactHash: String?
+    }
+
+    struct Counter {
+        var count = 0
+        var spend = Money.zero
+    }
+
+    struct Health {
+        var consecutiveFailures = 0
+        var backOffUntil: Date?
+        var backOffSeconds: Double = 0
+    }
+
+    public struct HealthPolicy: Sendable {
+        /// Consecutive failed pings (timeout, unreachable, bad answers) before backing off.
+        public var failuresBeforeBackOff: Int
+        public var firstBackOffSeconds: Double
+        public var maxBackOffSeconds: Double
+
+        public init(failuresBeforeBackOff: Int = 5, firstBackOffSeconds: Double = 2, maxBackOffSeconds: Double = 60) {
+            self.failuresBeforeBackOff = failuresBeforeBackOff
+            self.firstBackOffSeconds = firstBackOffSeconds
+            self.maxBackOffSeconds = maxBackOffSeconds
+        }
+    }
+
+    /// Committed counts plus those reserved by posts in flight, per buyer and window key.
+    private var counters: [String: [String: Counter]] = [:]
+    /// Contact hash -> buyer -> last sale time; and the hashes reserved by posts in flight.
+    private var sales: [String: [String: Date]] = [:]
+    private var pendingContacts: Set<String> = []
+    private var health: [String: Health] = [:]
+    private let healthPolicy: HealthPolicy
+
+    public init(healthPolicy: HealthPolicy = HealthPolicy()) {
+        self.healthPolicy = healthPolicy
+    }
+
+    /// Loads what the store remembers: cap counters and recent sales.
+    public func restore(counters stored: [CapIncrement], sales recent: [SaleRecord]) {
+        for increment in stored {
+            counters[increment.buyerID, default: [:]][increment.window, default: Counter()].count += increment.count
+            counters[increment.buyerID, default: [:]][increment.window, default: Counter()].spend += increment.spend
+        }
+        for sale in recent {
+            let date = Date(timeIntervalSince1970: Double(sale.soldAtMs) / 1000)
+            if let existing = sales[sale.contactHash]?[sale.buyerID], existing >= date { continue }
+            sales[sale.contactHash, default: [:]][sale.buyerID] = date
+        }
+    }
+
+    /// Ledger-based exclusions for the buyers of one round, in one hop.
+    public func exclusions(for buyers: [Buyer], contactHash: String?, at date: Date) -> [String: ReasonCode] {
+        var result: [String: ReasonCode] = [:]
+        for buyer in buyers {
+            if isDuplicate(buyer: buyer, contactHash: contactHash, at: date) {
+                result[buyer.id] = .duplicate
+            } else if !buyer.caps.isUnlimited, wouldExceed(buyer: buyer, price: .zero, windows: CapWindows(date: date, timeZone: buyer.capTimeZone)) {
+                result[buyer.id] = .capped
+            } else if let until = health[buyer.id]?.backOffUntil {
+                if date < until {
+                    result[buyer.id] = .unhealthy
+                } else {
+                    // Past the back-off: let one round probe it; a failure extends the back-off.
+                    health[buyer.id]?.backOffUntil = nil
+                    health[buyer.id]?.consecutiveFailures = healthPolicy.failuresBeforeBackOff - 1
+                }
+            }
+        }
+        return result
+    }
+
+    /// Takes a slot under `buyer`'s caps for a post at `price`; nil (and the reason) when it would exceed one.
+    public func reserve(buyer: Buyer, price: Money, contactHash: String?, at date: Date) -> Result<Reservation, ReservationDenied> {
+        if isDuplicate(buyer: buyer, contactHash: contactHash, at: date) { return .failure(.duplicate) }
+        let windows = CapWindows(date: date, timeZone: buyer.capTimeZone)
+        if !buyer.caps.isUnlimited, wouldExceed(buyer: buyer, price: price, windows: windows) { return .failure(.capped) }
+        add(buyerID: buyer.id, windows: windows, count: 1, spend: price)
+        let pendingKey = contactHash.map { "\(buyer.id)|\($0)" }
+        if let pendingKey { pendingContacts.insert(pendingKey) }
+        return .success(Reservation(buyerID: buyer.id, price: price, windows: windows, contactHash: contactHash))
+    }
+
+    public enum ReservationDenied: Error, Sendable { case capped, duplicate }
+
+    /// The post failed: give the slot back.
+    public func release(_ reservation: Reservation) {
+        add(buyerID: reservation.buyerID, windows: reservation.windows, count: -1, spend: .zero - reservation.price)
+        if let hash = reservation.contactHash { pendingContacts.remove("\(reservation.buyerID)|\(hash)") }
+    }
+
+    /// The post sold: the slot stays taken, and the contact is remembered for duplicate windows.
+    /// Returns the counter increments to persist with the round.
+    public func commit(_ reservation: Reservation, at date: Date) -> [CapIncrement] {
+        if let hash = reservation.contactHash {
+            pendingContacts.remove("\(reservation.buyerID)|\(hash)")
+            sales[hash, default: [:]][reservation.buyerID] = date
+        }
+        return [reservation.windows.hour, reservation.windows.day, reservation.windows.month].map {
+            CapIncrement(buyerID: reservation.buyerID, window: $0, count: 1, spend: reservation.price)
+        }
+    }
+
+    /// Ping outcomes of one round: failures build up to a back-off, any answer resets it.
+    public func recordHealth(failed: [String], answered: [String], at date: Date) {
+        for buyerID in answered { health[buyerID] = nil }
+        for buyerID in failed {
+            var state = health[buyerID] ?? Health()
+            state.consecutiveFailures += 1
+            if state.consecutiveFailures >= healthPolicy.failuresBeforeBackOff {
+                state.backOffSeconds = state.backOffSeconds == 0
+                    ? healthPolicy.firstBackOffSeconds
+                    : min(healthPolicy.maxBackOffSeconds, state.backOffSeconds * 2)
+                state.backOffUntil = date.addingTimeInterval(state.backOffSeconds)
+                state.consecutiveFailures = 0
+            }
+            health[buyerID] = state
+        }
+    }
+
+    /// Current counts, for reports and tests.
+    public func usage(buyerID: String, window: String) -> (count: Int, spend: Money) {
+        let counter = counters[buyerID]?[window] ?? Counter()
+        return (counter.count, counter.spend)
+    }
+
+    // MARK: Private
+
+    private func isDuplicate(buyer: Buyer, contactHash: String?, at date: Date) -> Bool {
+        guard buyer.duplicateWindowDays > 0, let contactHash else { return false }
+        if pendingContacts.contains("\(buyer.id)|\(contactHash)") { return true }
+        guard let last = sales[contactHash]?[buyer.id] else { return false }
+        return date.timeIntervalSince(last) < Double(buyer.duplicateWindowDays) * 86_400
+    }
+
+    private func wouldExceed(buyer: Buyer, price: Money, windows: CapWindows) -> Bool {
+        let buyerCounters = counters[buyer.id] ?? [:]
+        let caps = buyer.caps
+        if let hourly = caps.hourly, (buyerCounters[windows.hour]?.count ?? 0) + 1 > hourly { return true }
+        if let daily = caps.daily, (buyerCounters[windows.day]?.count ?? 0) + 1 > daily { return true }
+        if let monthly = caps.monthly, (buyerCounters[windows.month]?.count ?? 0) + 1 > monthly { return true }
+        if let budget = caps.dailyBudget {
+            let spent = buyerCounters[windows.day]?.spend ?? .zero
+            // At eligibility (price zero) a buyer is capped once its budget is used up.
+            if price == .zero ? spent >= budget : spent + price > budget { return true }
+        }
+        return false
+    }
+
+    private func add(buyerID: String, windows: CapWindows, count: Int, spend: Money) {
+        for window in [windows.hour, windows.day, windows.month] {
+            counters[buyerID, default: [:]][window, default: Counter()].count += count
+            counters[buyerID, default: [:]][window, default: Counter()].spend += spend
+        }
+    }
+}
