@@ -63,7 +63,10 @@ let package = Package(
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "Prometheus", package: "swift-prometheus"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "Metrics", package: "swift-metrics"),
+            .product(name: "NIOCore", package: "swift-nio"),
         ]),
         .executableTarget(name: "gavel", dependencies: [
             "GavelServer", "GavelConfig",
@@ -82,6 +85,7 @@ let package = Package(
         ], path: "LoadTests/gavel-buyers"),
 
         .testTarget(name: "GavelCoreTests", dependencies: ["GavelCore"]),
+        .testTarget(name: "BuyerFleetTests", dependencies: ["BuyerFleet"]),
         .testTarget(name: "GavelConfigTests", dependencies: ["GavelConfig", "GavelCore"]),
         .testTarget(name: "GavelPingTests", dependencies: ["GavelPing", "BuyerFleet"]),
         .testTarget(name: "GavelStoreTests", dependencies: ["GavelStore", "GavelCore"]),

@@ -75,6 +75,12 @@ public final class Exchange: Sendable {
         await ledger.restore(counters: counters, sales: sales)
     }
 
+    /// Stops the ping engine once transfers in flight end, then closes the store after its last commit.
+    public func shutdown() {
+        engine.shutdown()
+        store.close()
+    }
+
     /// The config new rounds start with.
     public var config: ExchangeConfig { currentConfig.withLock { $0 } }
 

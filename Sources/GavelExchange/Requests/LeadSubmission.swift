@@ -144,3 +144,17 @@ public struct LeadSubmission: Sendable {
         return tmax
     }
 }
+
+// Entry points for the server's `/v1/posts` parsing, which shares these field rules.
+extension LeadSubmission {
+    public static func jsonObjectForServer(_ body: [UInt8]) throws(RequestError) -> JSONObject { try jsonObject(body) }
+
+    /// A post's lead: the same rules as a ping's, without a campaign's required fields (the ping had them).
+    public static func leadFieldsForPost(_ value: JSONValue) throws(RequestError) -> JSONObject {
+        try leadFields(value, campaign: Campaign(id: "", vertical: ""), field: "lead")
+    }
+
+    public static func contactFieldsForServer(_ value: JSONValue?) throws(RequestError) -> JSONObject {
+        try contactFields(value, field: "contact")
+    }
+}

@@ -1,0 +1,120 @@
+import Foundation
+import GavelConfig
+import GavelCore
+import GavelExchange
+import GavelPing
+import GavelStore
+import Hummingbird
+import Logging
+import Metrics
+import NIOCore
+import Prometheus
+import ServiceLifecycle
+import UnixSignals
+
+/// Settings of `gavel serve`, with the CONTRACT's defaults.
+public struct ServerSettings: Sendable {
+    public var configDirectory: String = "buyer-configs"
+    public var databasePath: String = "gavel.sqlite"
+    public var host: String = "127.0.0.1"
+    public var port: Int = 8080
+    public var durability: RoundStore.Durability = .normal
+    public var exchange: Exchange.Configuration = .init()
+
+    public init() {}
+}
+
+/// The running exchange: HTTP server, exchange, store and ping engine, wired as services that
+/// shut down in reverse order (HTTP first, so rounds in flight finish and commit; then the store).
+public struct GavelServer: Sendable {
+    public let exchange: Exchange
+    public let settings: ServerSettings
+    let registry: PrometheusCollectorRegistry
+    let logger: Logger
+
+    /// Loads the config, opens the store and restores the ledger. Throws on a bad config or database.
+    public init(settings: ServerSettings, registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry(),
+                logger: Logger = Logger(label: "gavel")) async throws {
+        self.settings = settings
+        self.registry = registry
+        self.logger = logger
+        let config = try ConfigLoader.load(directory: settings.configDirectory)
+        let store = try RoundStore(path: settings.databasePath, durability: settings.durability, logger: logger)
+        let engine = CurlMultiEngine(logger: logger)
+        exchange = Exchange(config: config, store: store, engine: engine, configuration: settings.exchange, logger: logger)
+        try await exchange.restoreState()
+    }
+
+    /// Builds the Hummingbird application; `onListening` receives the bound port.
+    func application(onListening: @escaping @Sendable (Int) async -> Void) -> some ApplicationProtocol {
+        let router = Router()
+        router.add(middleware: JSONErrorMiddleware())
+        SellerAPI(exchange: exchange).register(on: router)
+        let registry = self.registry
+        router.get("/healthz") { _, _ in JSONResponses.ok(["status": "ok"]) }
+        router.get("/metrics") { _, _ in
+            Response(
+                status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
+                body: ResponseBody(byteBuffer: ByteBuffer(bytes: registry.emitToBuffer()))
+            )
+        }
+        var serverLogger = logger
+        serverLogger.logLevel = max(logger.logLevel, .notice)
+        return Application(
+            router: router,
+            configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: "gavel"),
+            onServerRunning: { channel in await onListening(channel.localAddress?.port ?? 0) },
+            logger: serverLogger
+        )
+    }
+
+    /// Serves until SIGTERM/SIGINT; SIGHUP reloads the config directory.
+    public func run(onListening: @escaping @Sendable (Int) async -> Void) async throws {
+        let resources = ResourceService(exchange: exchange, logger: logger)
+        let reload = ConfigReloadService(exchange: exchange, directory: settings.configDirectory, logger: logger)
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [
+                    .init(service: resources),
+                    .init(service: reload),
+                    .init(service: application(onListening: onListening)),
+                ],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger
+            )
+        )
+        try await group.run()
+    }
+}
+
+/// Owns the engine and the store: closes them last, after the HTTP server has drained.
+struct ResourceService: Service {
+    let exchange: Exchange
+    let logger: Logger
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        exchange.shutdown()
+        logger.info("gavel stopped: rounds committed, store closed")
+    }
+}
+
+/// Reloads the config directory on SIGHUP; a bad directory keeps the old config and logs why.
+struct ConfigReloadService: Service {
+    let exchange: Exchange
+    let directory: String
+    let logger: Logger
+
+    func run() async throws {
+        let signals = await UnixSignalsSequence(trapping: .sighup)
+        for await _ in signals.cancelOnGracefulShutdown() {
+            do {
+                let config = try ConfigLoader.load(directory: directory)
+                exchange.reload(config)
+                logger.notice("config reloaded", metadata: ["summary": "\(ConfigLoader.summary(of: config))"])
+            } catch {
+                logger.error("config reload failed; keeping the previous config", metadata: ["problems": "\(error.problems.map(\.description))"])
+            }
+        }
+    }
+}

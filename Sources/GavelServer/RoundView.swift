@@ -1,0 +1,46 @@
+import GavelCore
+import GavelStore
+
+/// The JSON of `GET /v1/auctions/{id}`: every buyer considered with its reason, bid and latency;
+/// every post attempt; the outcome. No PII: the contact is not part of the view.
+enum RoundView {
+    static func json(_ round: StoredRound) -> JSONValue {
+        var object = JSONObject()
+        object["auction_id"] = .string(round.id)
+        object["kind"] = .string(round.kind)
+        object["campaign"] = .string(round.campaignID)
+        object["phase"] = .string(round.phase)
+        object["status"] = .string(round.status)
+        object["created_at"] = .string(Timestamps.rfc3339(ms: round.createdAtMs))
+        object["tmax_ms"] = .number(String(round.tmaxMs))
+        object["duration_ms"] = .number(Money(units: Int64(round.durationUs) * 10).description)
+        object["winner"] = round.winnerID.map(JSONValue.string) ?? .null
+        object["price"] = round.price.map(JSONValue.init) ?? .null
+        object["payout"] = JSONValue(round.payout ?? .zero)
+        object["lead"] = (try? JSONValue.parse(round.leadJSON)) ?? .null
+        object["buyers"] = .array(round.buyers.map { buyer in
+            var entry = JSONObject()
+            entry["buyer"] = .string(buyer.buyerID)
+            entry["reason"] = .string(buyer.reason)
+            entry["bid"] = buyer.bid.map(JSONValue.init) ?? .null
+            entry["bid_id"] = buyer.bidID.map(JSONValue.string) ?? .null
+            entry["latency_ms"] = buyer.latencyUs.map { .number(Money(units: Int64($0) * 10).description) } ?? .null
+            entry["tmax_ms"] = buyer.tmaxMs.map { .number(String($0)) } ?? .null
+            if let destination = buyer.destination { entry["destination"] = .string(destination) }
+            if let detail = buyer.detail { entry["detail"] = .string(detail) }
+            return .object(entry)
+        })
+        object["posts"] = .array(round.posts.map { post in
+            var entry = JSONObject()
+            entry["sequence"] = .number(String(post.sequence))
+            entry["buyer"] = .string(post.buyerID)
+            entry["price"] = JSONValue(post.price)
+            entry["result"] = .string(post.result)
+            entry["latency_ms"] = .number(Money(units: Int64(post.latencyUs) * 10).description)
+            if let reference = post.reference { entry["reference"] = .string(reference) }
+            if let detail = post.detail { entry["detail"] = .string(detail) }
+            return .object(entry)
+        })
+        return .object(object)
+    }
+}
