@@ -10,7 +10,7 @@ import Metrics
 import NIOCore
 import Prometheus
 import ServiceLifecycle
-import UnixSignals
+@_exported import UnixSignals
 
 /// Settings of `gavel serve`, with the CONTRACT's defaults.
 public struct ServerSettings: Sendable {
@@ -69,17 +69,19 @@ public struct GavelServer: Sendable {
     }
 
     /// Serves until SIGTERM/SIGINT; SIGHUP reloads the config directory.
-    public func run(onListening: @escaping @Sendable (Int) async -> Void) async throws {
+    /// Tests pass no `signals` and cancel the task to stop it.
+    public func run(
+        signals: [UnixSignal] = [.sigterm, .sigint], onListening: @escaping @Sendable (Int) async -> Void
+    ) async throws {
         let resources = ResourceService(exchange: exchange, logger: logger)
         let reload = ConfigReloadService(exchange: exchange, directory: settings.configDirectory, logger: logger)
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: resources)]
+        if !signals.isEmpty { services.append(.init(service: reload)) }
+        services.append(.init(service: application(onListening: onListening)))
         let group = ServiceGroup(
             configuration: .init(
-                services: [
-                    .init(service: resources),
-                    .init(service: reload),
-                    .init(service: application(onListening: onListening)),
-                ],
-                gracefulShutdownSignals: [.sigterm, .sigint],
+                services: services,
+                gracefulShutdownSignals: signals,
                 logger: logger
             )
         )
