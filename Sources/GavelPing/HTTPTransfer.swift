@@ -32,11 +32,14 @@ public struct HTTPResponse: Sendable {
     public var body: [UInt8]
     /// From `send` to the last byte, in microseconds.
     public var latencyUs: Int
+    /// Connections libcurl had to open for this transfer: 0 when a kept-alive one was reused.
+    public var newConnections: Int
 
-    public init(status: Int, body: [UInt8], latencyUs: Int) {
+    public init(status: Int, body: [UInt8], latencyUs: Int, newConnections: Int = 0) {
         self.status = status
         self.body = body
         self.latencyUs = latencyUs
+        self.newConnections = newConnections
     }
 }
 

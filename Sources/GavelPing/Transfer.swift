@@ -99,7 +99,9 @@ final class Transfer: @unchecked Sendable {
         }
         var status = 0
         _ = ccurl_easy_getinfo_long(easy, CURLINFO_RESPONSE_CODE, &status)
-        finish(.success(HTTPResponse(status: status, body: responseBody, latencyUs: latency)))
+        var connects = 0
+        _ = ccurl_easy_getinfo_long(easy, CURLINFO_NUM_CONNECTS, &connects)
+        finish(.success(HTTPResponse(status: status, body: responseBody, latencyUs: latency, newConnections: connects)))
     }
 
     func finish(_ result: HTTPResult) {

@@ -97,6 +97,11 @@ struct CurlMultiEngineTests {
             #expect(statuses.count == 2000)
             #expect(statuses.allSatisfy { $0 == 200 })
             #expect(fleet.stats(for: "b").pings == 2000)
+            // Warm now: sequential requests reuse the kept-alive connections.
+            for _ in 0..<20 {
+                let response = try await engine.send(.json(url: url, body: "{}", timeoutMs: 5000)).get()
+                #expect(response.newConnections == 0)
+            }
         }
     }
 
