@@ -11,6 +11,7 @@ let package = Package(
     products: [
         .executable(name: "gavel", targets: ["gavel"]),
         .executable(name: "gavel-buyers", targets: ["gavel-buyers"]),
+        .executable(name: "gavel-load", targets: ["gavel-load"]),
     ],
     dependencies: [
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
@@ -23,6 +24,7 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
     ],
     targets: [
         // libcurl, through typed shims around its variadic setopt calls.
@@ -78,11 +80,18 @@ let package = Package(
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
         ], path: "LoadTests/BuyerFleet"),
         .executableTarget(name: "gavel-buyers", dependencies: [
             "BuyerFleet",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "LoadTests/gavel-buyers"),
+        // Open-loop load generator and raw libcurl fan-out baseline.
+        .executableTarget(name: "gavel-load", dependencies: [
+            "GavelPing", "GavelCore",
+            .product(name: "Histogram", package: "hdrhistogram-swift"),
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ], path: "LoadTests/gavel-load"),
 
         .testTarget(name: "GavelCoreTests", dependencies: ["GavelCore"]),
         .testTarget(name: "BuyerFleetTests", dependencies: ["BuyerFleet"]),

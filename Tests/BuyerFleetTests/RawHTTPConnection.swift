@@ -47,9 +47,9 @@ final class RawHTTPConnection {
     /// Connects to 127.0.0.1:`port`; reads give up after `timeout`.
     init(port: Int, timeout: Duration = .seconds(5)) throws {
         #if canImport(Glibc)
-        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         #else
-        fd = socket(AF_INET, SOCK_STREAM, 0)
+        let fd = socket(AF_INET, SOCK_STREAM, 0)
         #endif
         guard fd >= 0 else { throw Failure(description: "socket: errno \(errno)") }
         var address = sockaddr_in()
@@ -63,6 +63,8 @@ final class RawHTTPConnection {
         }
         guard connected == 0 else {
             let error = errno
+            // Closed here and never stored, so deinit cannot close the number again after the
+            // fleet's event loop has reused it for a connection of its own.
             close(fd)
             throw ConnectError(errno: error)
         }
@@ -73,6 +75,7 @@ final class RawHTTPConnection {
         var on: Int32 = 1
         setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &on, socklen_t(MemoryLayout<Int32>.size))
         #endif
+        self.fd = fd
     }
 
     /// Connects to the port of an `http://127.0.0.1:PORT/...` URL.

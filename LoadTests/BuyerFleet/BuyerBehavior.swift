@@ -1,0 +1,135 @@
+/// How one mock buyer answers pings and posts.
+///
+/// Every field has a default, so a fleet file only spells out what makes a buyer different.
+/// In JSON the keys are snake_case (`bid_probability`, `post_latency`, ...), and a latency is a
+/// one-key object such as `{"log_normal": {"p50_ms": 40, "p99_ms": 200}}`.
+public struct BuyerBehavior: Sendable, Codable, Equatable {
+    /// Misbehaviour a buyer can show instead of a normal answer.
+    public enum Fault: String, Sendable, Codable, CaseIterable {
+        /// Never answer; the connection stays open until the client gives up and closes it.
+        case hang
+        /// Abort the connection with a TCP RST (SO_LINGER 0) instead of answering.
+        case reset
+        /// Answer 200 with a body that is not JSON.
+        case garbage
+        /// Answer 500 with a small error body.
+        case http500
+        /// Send a valid bid's response head, then its body one byte every 100 ms.
+        case slowDrip
+        /// Answer 200 with a 1 MiB body.
+        case oversized
+        /// The buyer is not served: its requests are closed unanswered. For a real
+        /// connection-refused address use ``BuyerFleet/refusedURL()``.
+        case refused
+    }
+
+    /// Delay before a ping is answered.
+    public var latency: Latency
+    /// Chance (0...1) that a ping gets a bid; otherwise it gets 204 No Content.
+    public var bidProbability: Double
+    /// Lowest bid, as a decimal string such as `"12.50"`.
+    public var bidMin: String
+    /// Highest bid, as a decimal string. Bids are drawn uniformly in whole cents between the two.
+    public var bidMax: String
+    /// The `expires_in_s` each bid carries.
+    public var expiresInS: Int
+    /// Delay before a post is answered.
+    public var postLatency: Latency
+    /// Chance (0...1) that a post is accepted; otherwise it is rejected as a duplicate.
+    public var postAcceptRate: Double
+    /// Misbehaviour shown on pings and posts, with probability ``faultRate``. Faults that answer
+    /// (or reset) do so after the usual delay; `hang` and `refused` do not wait.
+    public var fault: Fault?
+    /// Chance (0...1) that ``fault`` applies to a given request.
+    public var faultRate: Double
+    /// For call buyers: the `destination` (phone number or SIP URI) returned with each bid.
+    public var destination: String?
+    /// For call buyers: the `min_duration_s` returned with each bid.
+    public var minDurationS: Int?
+
+    /// Creates a behaviour; the defaults describe a fast buyer that always bids 10 and accepts every post.
+    public init(
+        latency: Latency = .fixed(ms: 10),
+        bidProbability: Double = 1,
+        bidMin: String = "10",
+        bidMax: String = "10",
+        expiresInS: Int = 60,
+        postLatency: Latency = .fixed(ms: 0),
+        postAcceptRate: Double = 1,
+        fault: Fault? = nil,
+        faultRate: Double = 1,
+        destination: String? = nil,
+        minDurationS: Int? = nil
+    ) {
+        self.latency = latency
+        self.bidProbability = bidProbability
+        self.bidMin = bidMin
+        self.bidMax = bidMax
+        self.expiresInS = expiresInS
+        self.postLatency = postLatency
+        self.postAcceptRate = postAcceptRate
+        self.fault = fault
+        self.faultRate = faultRate
+        self.destination = destination
+        self.minDurationS = minDurationS
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case latency
+        case bidProbability = "bid_probability"
+        case bidMin = "bid_min"
+        case bidMax = "bid_max"
+        case expiresInS = "expires_in_s"
+        case postLatency = "post_latency"
+        case postAcceptRate = "post_accept_rate"
+        case fault
+        case faultRate = "fault_rate"
+        case destination
+        case minDurationS = "min_duration_s"
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let defaults = BuyerBehavior()
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        latency = try c.decodeIfPresent(Latency.self, forKey: .latency) ?? defaults.latency
+        bidProbability = try c.decodeIfPresent(Double.self, forKey: .bidProbability) ?? defaults.bidProbability
+        bidMin = try c.decodeIfPresent(String.self, forKey: .bidMin) ?? defaults.bidMin
+        bidMax = try c.decodeIfPresent(String.self, forKey: .bidMax) ?? defaults.bidMax
+        expiresInS = try c.decodeIfPresent(Int.self, forKey: .expiresInS) ?? defaults.expiresInS
+        postLatency = try c.decodeIfPresent(Latency.self, forKey: .postLatency) ?? defaults.postLatency
+        postAcceptRate = try c.decodeIfPresent(Double.self, forKey: .postAcceptRate) ?? defaults.postAcceptRate
+        fault = try c.decodeIfPresent(Fault.self, forKey: .fault)
+        faultRate = try c.decodeIfPresent(Double.self, forKey: .faultRate) ?? defaults.faultRate
+        destination = try c.decodeIfPresent(String.self, forKey: .destination)
+        minDurationS = try c.decodeIfPresent(Int.self, forKey: .minDurationS)
+
+        // Catch typos in a fleet file here rather than as odd traffic later.
+        for (key, probability) in [
+            (CodingKeys.bidProbability, bidProbability),
+            (.postAcceptRate, postAcceptRate),
+            (.faultRate, faultRate),
+        ] where !(0...1).contains(probability) {
+            throw DecodingError.dataCorruptedError(
+                forKey: key, in: c, debugDescription: "must be between 0 and 1, got \(probability)")
+        }
+        for (key, amount) in [(CodingKeys.bidMin, bidMin), (.bidMax, bidMax)] where Cents(decimal: amount) == nil {
+            throw DecodingError.dataCorruptedError(
+                forKey: key, in: c, debugDescription: "must be a decimal amount such as \"12.50\", got \"\(amount)\"")
+        }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(latency, forKey: .latency)
+        try c.encode(bidProbability, forKey: .bidProbability)
+        try c.encode(bidMin, forKey: .bidMin)
+        try c.encode(bidMax, forKey: .bidMax)
+        try c.encode(expiresInS, forKey: .expiresInS)
+        try c.encode(postLatency, forKey: .postLatency)
+        try c.encode(postAcceptRate, forKey: .postAcceptRate)
+        try c.encodeIfPresent(fault, forKey: .fault)
+        try c.encode(faultRate, forKey: .faultRate)
+        try c.encodeIfPresent(destination, forKey: .destination)
+        try c.encodeIfPresent(minDurationS, forKey: .minDurationS)
+    }
+}
