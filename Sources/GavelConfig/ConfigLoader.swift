@@ -83,7 +83,7 @@ public enum ConfigLoader {
         return list.elements().compactMap { field in
             guard field.mapping(known: [
                 "id", "kind", "vertical", "distribution", "tmax_ms", "ping_timeout_ms", "floor", "payout",
-                "required_fields", "bid_hold_s",
+                "required_fields", "bid_hold_s", "max_call_s", "tracking",
             ]) else { return nil }
             let id = identifier(field.child("id"))
             let kind = field.child("kind").oneOf(AuctionKind.self, default: .lead)
@@ -98,13 +98,53 @@ public enum ConfigLoader {
             let payout = readPayout(field.child("payout"))
             let required = field.child("required_fields").stringList()
             let hold = field.child("bid_hold_s").int(range: 1...86_400) ?? 60
+            let maxCall = field.child("max_call_s").int(range: 10...86_400) ?? 3600
+            let tracking = readTracking(field.child("tracking"))
+            if tracking != nil, kind != .call { field.child("tracking").problem("tracking numbers belong to call campaigns") }
             guard let id, let vertical else { return nil }
             let campaign = Campaign(
                 id: id, kind: kind, vertical: vertical, distribution: distribution, tmaxMs: tmax,
-                pingTimeoutMs: pingTimeout, floor: floor, payout: payout, requiredFields: required, bidHoldS: hold
+                pingTimeoutMs: pingTimeout, floor: floor, payout: payout, requiredFields: required, bidHoldS: hold,
+                maxCallS: maxCall, tracking: tracking
             )
             return Located(value: campaign, field: field)
         }
+    }
+
+    static func readTracking(_ field: YAMLField) -> TrackingNumbers? {
+        guard field.isPresent, field.mapping(known: ["pools", "fallbacks", "reservation_s", "selector"]) else { return nil }
+        func numbers(_ mapping: YAMLField) -> [(String, [YAMLField])] {
+            guard mapping.isPresent, let node = mapping.node?.mapping else {
+                if mapping.isPresent { mapping.problem("must map traffic sources to numbers") }
+                return []
+            }
+            return node.compactMap { key, _ in key.string.map { ($0, [mapping.child($0)]) } }
+        }
+        func phone(_ element: YAMLField) -> String? {
+            guard let text = element.string(required: true) else { return nil }
+            guard let number = PhoneNumber.e164(text) else {
+                element.problem("must be a phone number such as +18005550100, got \"\(text)\"")
+                return nil
+            }
+            return number
+        }
+        var pools: [String: [String]] = [:]
+        for (source, fields) in numbers(field.child("pools")) {
+            pools[source.lowercased()] = fields[0].elements().compactMap(phone)
+        }
+        var fallbacks: [String: String] = [:]
+        for (source, fields) in numbers(field.child("fallbacks")) {
+            if let number = phone(fields[0]) { fallbacks[source.lowercased()] = number }
+        }
+        if fallbacks["default"] == nil { field.child("fallbacks.default").problem("is required: the number shown when no other applies") }
+        let all = Array(pools.values.joined()) + Array(fallbacks.values)
+        if Set(all).count != all.count {
+            field.child("pools").problem("a number appears twice; each tracking number must attribute to one source")
+        }
+        return TrackingNumbers(
+            pools: pools, fallbacks: fallbacks, reservationS: field.child("reservation_s").int(range: 10...86_400) ?? 1800,
+            selector: field.child("selector").string() ?? ".gavel-phone"
+        )
     }
 
     static func readPayout(_ field: YAMLField) -> PayoutRule {
@@ -151,14 +191,20 @@ public enum ConfigLoader {
     static func readBuyer(_ field: YAMLField) -> Located<Buyer>? {
         guard field.mapping(known: [
             "id", "campaigns", "verticals", "ping", "post", "price", "filters", "caps", "floor", "priority", "weight",
-            "paused", "duplicate_window_days", "format", "response",
+            "paused", "duplicate_window_days", "format", "response", "destination", "min_duration_s",
         ]) else { return nil }
         let id = identifier(field.child("id"))
         let campaigns = field.child("campaigns").stringList()
         if campaigns.isEmpty { field.child("campaigns").problem("must list at least one campaign") }
         let verticals = Set(field.child("verticals").stringList())
         let ping = field.child("ping").isPresent ? readEndpoint(field.child("ping")) : nil
-        let post = readEndpoint(field.child("post"))
+        let post = field.child("post").isPresent ? readEndpoint(field.child("post")) : nil
+        var destination: String?
+        if let text = field.child("destination").string() {
+            destination = PhoneNumber.destination(text)
+            if destination == nil { field.child("destination").problem("must be a phone number (+18005550101) or a sip: URI, got \"\(text)\"") }
+        }
+        let minDuration = field.child("min_duration_s").int(range: 0...86_400)
         let price = field.child("price").money()
         if field.child("ping").isPresent == (price != nil) {
             field.problem("needs exactly one of ping (a bidding buyer) or price (a fixed-price buyer)")
@@ -168,14 +214,14 @@ public enum ConfigLoader {
             field.child("format").problem("must be native (map other JSON answers with response:)")
         }
         let buyer = Buyer(
-            id: id ?? "", campaigns: campaigns, verticals: verticals, ping: ping, post: post ?? Endpoint(url: ""),
-            fixedPrice: price, filters: readFilters(field.child("filters")), caps: readCaps(field.child("caps")),
+            id: id ?? "", campaigns: campaigns, verticals: verticals, ping: ping, post: post,
+            destination: destination, minDurationS: minDuration, fixedPrice: price, filters: readFilters(field.child("filters")), caps: readCaps(field.child("caps")),
             floor: field.child("floor").money() ?? .zero, priority: field.child("priority").int(range: -1000...1000) ?? 0,
             weight: field.child("weight").int(range: 0...1_000_000) ?? 1, paused: field.child("paused").bool() ?? false,
             duplicateWindowDays: field.child("duplicate_window_days").int(range: 0...3650) ?? 0,
             response: readResponseMapping(field.child("response"))
         )
-        guard id != nil, post != nil else { return nil }
+        guard id != nil else { return nil }
         return Located(value: buyer, field: field)
     }
 
@@ -273,12 +319,22 @@ public enum ConfigLoader {
     }
 
     static func readCaps(_ field: YAMLField) -> BuyerCaps {
-        guard field.mapping(known: ["hourly", "daily", "monthly", "daily_budget"]) else { return BuyerCaps() }
+        guard field.mapping(known: ["hourly", "daily", "monthly", "daily_budget", "concurrent", "count"]) else { return BuyerCaps() }
+        var countConversions = false
+        if let count = field.child("count").string() {
+            switch count {
+            case "routed": countConversions = false
+            case "conversions": countConversions = true
+            default: field.child("count").problem("must be routed or conversions, got \"\(count)\"")
+            }
+        }
         return BuyerCaps(
             hourly: field.child("hourly").int(range: 0...10_000_000),
             daily: field.child("daily").int(range: 0...10_000_000),
             monthly: field.child("monthly").int(range: 0...100_000_000),
-            dailyBudget: field.child("daily_budget").money()
+            dailyBudget: field.child("daily_budget").money(),
+            concurrent: field.child("concurrent").int(range: 0...100_000),
+            countConversions: countConversions
         )
     }
 
@@ -339,6 +395,13 @@ public enum ConfigLoader {
             }
             for campaign in buyer.value.campaigns where !campaignIDs.contains(campaign) {
                 buyer.field.child("campaigns").problem("unknown campaign \"\(campaign)\"")
+            }
+            let kinds = Set(buyer.value.campaigns.compactMap { id in campaigns.first { $0.value.id == id }?.value.kind })
+            if kinds.contains(.lead), buyer.value.post == nil {
+                buyer.field.child("post").problem("is required for a buyer of lead campaigns")
+            }
+            if kinds.contains(.call), buyer.value.fixedPrice != nil, buyer.value.destination == nil {
+                buyer.field.child("destination").problem("is required for a fixed-price call buyer: where its calls go")
             }
         }
     }

@@ -54,6 +54,9 @@ public final class Exchange: Sendable {
     private let currentConfig: Mutex<ExchangeConfig>
     private let rotations = Mutex<[String: Int]>([:])
     let held = HeldBids()
+    let calls = CallSessions()
+    /// Tracking numbers handed to landing-page visitors (dynamic number insertion).
+    public let tracking = TrackingDesk()
 
     public init(config: ExchangeConfig, store: RoundStore, engine: CurlMultiEngine,
                 configuration: Configuration = Configuration(), logger: Logger = Logger(label: "gavel.exchange")) {
@@ -206,7 +209,8 @@ public final class Exchange: Sendable {
         let pingMs = RoundContext.milliseconds(until: context.pingDeadline)
         for buyer in staticallyEligible {
             let participant = AuctionRound.Participant(
-                buyerID: buyer.id, floor: max(campaign.floor, buyer.floor), priority: buyer.priority, weight: buyer.weight)
+                buyerID: buyer.id, floor: max(campaign.floor, buyer.floor), priority: buyer.priority, weight: buyer.weight,
+                destination: buyer.destination, minDurationS: buyer.minDurationS)
             if let reason = ledgerExclusions[buyer.id] {
                 considered.append(.excluded(buyerID: buyer.id, reason: reason))
             } else if let price = buyer.fixedPrice {
@@ -223,15 +227,17 @@ public final class Exchange: Sendable {
             let template = BuyerProtocol.PingTemplate(
                 auctionID: context.auctionID, campaign: campaign, lead: context.lead, caller: caller, consent: context.consent)
             let engine = self.engine
-            await withTaskGroup(of: (String, ResponseMapping, HTTPResult).self) { group in
+            let isCall = campaign.kind == .call
+            await withTaskGroup(of: (Buyer, HTTPResult).self) { group in
                 for (buyer, tmax) in targets {
                     guard let ping = buyer.ping else { continue }
                     let request = HTTPRequest.json(url: ping.url, body: template.body(tmaxMs: tmax), headers: ping.headers, timeoutMs: max(1, tmax))
-                    let mapping = buyer.response
-                    group.addTask { (buyer.id, mapping, await engine.send(request)) }
+                    group.addTask { (buyer, await engine.send(request)) }
                 }
-                for await (buyerID, mapping, result) in group {
-                    let (answer, latency) = Exchange.interpretPing(result, mapping: mapping)
+                for await (buyer, result) in group {
+                    let buyerID = buyer.id
+                    var (answer, latency) = Exchange.interpretPing(result, mapping: buyer.response)
+                    if isCall { answer = Exchange.checkCallBid(answer, buyer: buyer) }
                     _ = round.receive(answer, from: buyerID, latencyUs: latency)
                 }
             }
@@ -287,13 +293,26 @@ public final class Exchange: Sendable {
     private func sendPost(bid: RankedBid, buyer: Buyer, context: RoundContext, remainingMs: Int) async -> (result: AuctionRound.PostResult, latencyUs: Int) {
         let body = BuyerProtocol.postBody(
             auctionID: context.auctionID, bid: bid, lead: context.lead, contact: context.contact ?? JSONObject(), consent: context.consent)
-        let request = HTTPRequest.json(url: buyer.post.url, body: body, headers: buyer.post.headers, timeoutMs: max(1, min(buyer.post.timeoutMs, remainingMs)))
+        guard let endpoint = buyer.post else { return (.failed(detail: "buyer has no post endpoint"), 0) }
+        let request = HTTPRequest.json(url: endpoint.url, body: body, headers: endpoint.headers, timeoutMs: max(1, min(endpoint.timeoutMs, remainingMs)))
         switch await engine.send(request) {
         case .success(let response):
             return (BuyerProtocol.parsePost(status: response.status, body: response.body, mapping: buyer.response), response.latencyUs)
         case .failure(let error):
             return (error.isTimeout ? .timedOut : .failed(detail: error.description), error.latencyUs)
         }
+    }
+
+    /// A call bid must name a valid destination (its own or the buyer's configured one).
+    static func checkCallBid(_ answer: AuctionRound.PingAnswer, buyer: Buyer) -> AuctionRound.PingAnswer {
+        guard case .bid(let price, let bidID, let expiresInS, let destination, let minDurationS) = answer else { return answer }
+        guard let raw = destination ?? buyer.destination else {
+            return .failed(.badResponse, detail: "call bid without a destination")
+        }
+        guard let normalized = PhoneNumber.destination(raw) else {
+            return .failed(.badResponse, detail: "destination is neither a phone number nor a sip: URI")
+        }
+        return .bid(price: price, bidID: bidID, expiresInS: expiresInS, destination: normalized, minDurationS: minDurationS ?? buyer.minDurationS)
     }
 
     static func interpretPing(_ result: HTTPResult, mapping: ResponseMapping) -> (AuctionRound.PingAnswer, Int) {
@@ -339,7 +358,7 @@ public final class Exchange: Sendable {
             phase: phase, status: status, createdAtMs: context.createdAtMs, tmaxMs: context.tmaxMs, durationUs: context.elapsedUs,
             winnerID: sale?.bid.buyerID, price: sale?.price, payout: sale?.payout, leadJSON: JSONValue.object(context.lead).serialized,
             contactJSON: context.contact.map { JSONValue.object($0).serialized }, contactHash: sale == nil ? nil : context.contactHash,
-            entries: round.entries, posts: round.posts, capIncrements: increments
+            entries: round.entries, posts: round.posts, capIncrements: increments, billable: sale != nil && phase == .final
         )
     }
 

@@ -49,7 +49,10 @@ public struct GavelServer: Sendable {
     func application(onListening: @escaping @Sendable (Int) async -> Void) -> some ApplicationProtocol {
         let router = Router()
         router.add(middleware: JSONErrorMiddleware())
-        SellerAPI(exchange: exchange).register(on: router)
+        let sellerAPI = SellerAPI(exchange: exchange)
+        sellerAPI.register(on: router)
+        CallAPI(exchange: exchange, sellers: sellerAPI).register(on: router)
+        TrackingAPI(exchange: exchange).register(on: router)
         let registry = self.registry
         router.get("/healthz") { _, _ in JSONResponses.ok(["status": "ok"]) }
         router.get("/metrics") { _, _ in
@@ -75,7 +78,9 @@ public struct GavelServer: Sendable {
     ) async throws {
         let resources = ResourceService(exchange: exchange, logger: logger)
         let reload = ConfigReloadService(exchange: exchange, directory: settings.configDirectory, logger: logger)
-        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: resources)]
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+            .init(service: resources), .init(service: CallSweepService(exchange: exchange)),
+        ]
         if !signals.isEmpty { services.append(.init(service: reload)) }
         services.append(.init(service: application(onListening: onListening)))
         let group = ServiceGroup(
@@ -98,6 +103,18 @@ struct ResourceService: Service {
         try? await gracefulShutdown()
         exchange.shutdown()
         logger.info("gavel stopped: rounds committed, store closed")
+    }
+}
+
+/// Once a second, frees the slots of calls whose `completed` never came (after `max_call_s`).
+struct CallSweepService: Service {
+    let exchange: Exchange
+
+    func run() async throws {
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            try? await Task.sleep(for: .seconds(1))
+            await exchange.releaseAbandonedCalls()
+        }
     }
 }
 

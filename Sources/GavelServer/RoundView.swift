@@ -41,6 +41,21 @@ enum RoundView {
             if let detail = post.detail { entry["detail"] = .string(detail) }
             return .object(entry)
         })
+        if !round.events.isEmpty {
+            object["events"] = .array(round.events.map { event in
+                var entry = JSONObject()
+                entry["type"] = .string(event.type)
+                entry["at"] = .string(Timestamps.rfc3339(ms: event.atMs))
+                if let buyer = event.buyerID { entry["buyer"] = .string(buyer) }
+                if let duration = event.durationS { entry["duration_s"] = .number(String(duration)) }
+                if let url = event.recordingURL { entry["recording_url"] = .string(url) }
+                if let detail = event.detail { entry["detail"] = .string(detail) }
+                return .object(entry)
+            })
+        }
+        if let attribution = round.attributionJSON, let json = try? JSONValue.parse(attribution) {
+            object["attribution"] = json
+        }
         return .object(object)
     }
 }

@@ -2,8 +2,9 @@ import GavelCore
 
 /// Everything persisted about one round, written in one transaction.
 public struct RoundRecord: Sendable {
-    /// `pinged`: a `/v1/pings` round whose post has not come yet; `final`: the round is over.
-    public enum Phase: String, Sendable { case pinged, final }
+    /// `pinged`: a `/v1/pings` round whose post has not come yet; `live`: a call in progress;
+    /// `final`: the round is over.
+    public enum Phase: String, Sendable { case pinged, live, final }
 
     public var id: String
     public var kind: AuctionKind
@@ -29,12 +30,21 @@ public struct RoundRecord: Sendable {
     public var posts: [AuctionRound.PostAttempt]
     /// Cap counters to add to in the same transaction as the sale.
     public var capIncrements: [CapIncrement]
+    /// Whether this round is a sale on the books (a sold lead, a converted call).
+    public var billable: Bool
+    /// What to show for buyers whose reason is not final yet (`bid` while a ping is held, `routed` for a live call).
+    public var openReasons: [String: String]
+    /// Calls: the lifecycle events so far.
+    public var events: [CallEventRecord]
+    /// Calls: where the call came from (tracking number session, source, keyword), as JSON text.
+    public var attributionJSON: String?
 
     public init(
         id: String, kind: AuctionKind, sellerID: String, campaignID: String, phase: Phase, status: String,
         createdAtMs: Int64, tmaxMs: Int, durationUs: Int, winnerID: String? = nil, price: Money? = nil, payout: Money? = nil,
         leadJSON: String, contactJSON: String? = nil, contactHash: String? = nil,
-        entries: [AuctionRound.BuyerEntry], posts: [AuctionRound.PostAttempt], capIncrements: [CapIncrement] = []
+        entries: [AuctionRound.BuyerEntry], posts: [AuctionRound.PostAttempt], capIncrements: [CapIncrement] = [],
+        billable: Bool = false, openReasons: [String: String] = [:], events: [CallEventRecord] = [], attributionJSON: String? = nil
     ) {
         self.id = id
         self.kind = kind
@@ -54,6 +64,29 @@ public struct RoundRecord: Sendable {
         self.entries = entries
         self.posts = posts
         self.capIncrements = capIncrements
+        self.billable = billable
+        self.openReasons = openReasons
+        self.events = events
+        self.attributionJSON = attributionJSON
+    }
+}
+
+/// One event of a call's lifecycle, as recorded.
+public struct CallEventRecord: Sendable, Hashable {
+    public var type: String
+    public var buyerID: String?
+    public var atMs: Int64
+    public var durationS: Int?
+    public var recordingURL: String?
+    public var detail: String?
+
+    public init(type: String, buyerID: String?, atMs: Int64, durationS: Int? = nil, recordingURL: String? = nil, detail: String? = nil) {
+        self.type = type
+        self.buyerID = buyerID
+        self.atMs = atMs
+        self.durationS = durationS
+        self.recordingURL = recordingURL
+        self.detail = detail
     }
 }
 
@@ -96,6 +129,8 @@ public struct StoredRound: Sendable {
     public var leadJSON: String
     public var buyers: [StoredBuyer]
     public var posts: [StoredPost]
+    public var events: [CallEventRecord]
+    public var attributionJSON: String?
 
     public struct StoredBuyer: Sendable {
         public var buyerID: String

@@ -104,14 +104,16 @@ public final class RoundStore: Sendable {
         // A final round may replace its own earlier `pinged` record (two-phase ping then post).
         try db.cachedStatement(sql: "DELETE FROM round_buyers WHERE round_id = ?").execute(arguments: [record.id])
         try db.cachedStatement(sql: "DELETE FROM post_attempts WHERE round_id = ?").execute(arguments: [record.id])
+        try db.cachedStatement(sql: "DELETE FROM call_events WHERE round_id = ?").execute(arguments: [record.id])
         try db.cachedStatement(sql: """
             INSERT OR REPLACE INTO rounds
-              (id, kind, seller_id, campaign_id, phase, status, created_at_ms, tmax_ms, duration_us, winner_id, price, payout, lead_json)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+              (id, kind, seller_id, campaign_id, phase, status, created_at_ms, tmax_ms, duration_us, winner_id, price, payout, lead_json,
+               attribution_json)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """).execute(arguments: [
                 record.id, record.kind.rawValue, record.sellerID, record.campaignID, record.phase.rawValue, record.status,
                 record.createdAtMs, record.tmaxMs, record.durationUs, record.winnerID, record.price?.units, record.payout?.units,
-                record.leadJSON,
+                record.leadJSON, record.attributionJSON,
             ])
         let buyerStatement = try db.cachedStatement(sql: """
             INSERT INTO round_buyers (round_id, position, buyer_id, reason, bid, bid_id, latency_us, tmax_ms, detail, destination)
@@ -119,7 +121,7 @@ public final class RoundStore: Sendable {
             """)
         for (position, entry) in record.entries.enumerated() {
             try buyerStatement.execute(arguments: [
-                record.id, position, entry.buyerID, (entry.reason ?? (record.phase == .pinged ? nil : .outbid))?.rawValue ?? "bid",
+                record.id, position, entry.buyerID, entry.reason?.rawValue ?? record.openReasons[entry.buyerID] ?? "bid",
                 entry.bid?.units, entry.bidID, entry.latencyUs, entry.tmaxMs, entry.detail, entry.destination,
             ])
         }
@@ -136,7 +138,16 @@ public final class RoundStore: Sendable {
             try db.cachedStatement(sql: "INSERT OR REPLACE INTO lead_pii (round_id, contact_json) VALUES (?, ?)")
                 .execute(arguments: [record.id, contact])
         }
-        if record.phase == .final, let winner = record.winnerID, let price = record.price {
+        let eventStatement = try db.cachedStatement(sql: """
+            INSERT INTO call_events (round_id, sequence, type, buyer_id, at_ms, duration_s, recording_url, detail)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+            """)
+        for (sequence, event) in record.events.enumerated() {
+            try eventStatement.execute(arguments: [
+                record.id, sequence + 1, event.type, event.buyerID, event.atMs, event.durationS, event.recordingURL, event.detail,
+            ])
+        }
+        if record.billable, let winner = record.winnerID, let price = record.price {
             let payout = record.payout ?? .zero
             try db.cachedStatement(sql: """
                 INSERT OR REPLACE INTO sales
@@ -176,11 +187,16 @@ public final class RoundStore: Sendable {
                         latencyUs: row["latency_us"], reference: row["reference"], detail: row["detail"]
                     )
                 }
+                let events = try Row.fetchAll(db, sql: "SELECT * FROM call_events WHERE round_id = ? ORDER BY sequence", arguments: [id]).map { row in
+                    CallEventRecord(type: row["type"], buyerID: row["buyer_id"], atMs: row["at_ms"], durationS: row["duration_s"],
+                                    recordingURL: row["recording_url"], detail: row["detail"])
+                }
                 return StoredRound(
                     id: row["id"], kind: row["kind"], sellerID: row["seller_id"], campaignID: row["campaign_id"], phase: row["phase"],
                     status: row["status"], createdAtMs: row["created_at_ms"], tmaxMs: row["tmax_ms"], durationUs: row["duration_us"],
                     winnerID: row["winner_id"], price: (row["price"] as Int64?).map(Money.init(units:)),
-                    payout: (row["payout"] as Int64?).map(Money.init(units:)), leadJSON: row["lead_json"], buyers: buyers, posts: posts
+                    payout: (row["payout"] as Int64?).map(Money.init(units:)), leadJSON: row["lead_json"], buyers: buyers, posts: posts,
+                    events: events, attributionJSON: row["attribution_json"]
                 )
             }
         } catch {

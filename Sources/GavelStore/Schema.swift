@@ -83,6 +83,23 @@ enum Schema {
                 ) WITHOUT ROWID;
                 """)
         }
+        migrator.registerMigration("v2-calls") { db in
+            try db.execute(sql: """
+                ALTER TABLE rounds ADD COLUMN attribution_json TEXT;
+
+                CREATE TABLE call_events (
+                    round_id TEXT NOT NULL REFERENCES rounds(id) ON DELETE CASCADE,
+                    sequence INTEGER NOT NULL,
+                    type TEXT NOT NULL,
+                    buyer_id TEXT,
+                    at_ms INTEGER NOT NULL,
+                    duration_s INTEGER,
+                    recording_url TEXT,
+                    detail TEXT,
+                    PRIMARY KEY (round_id, sequence)
+                ) WITHOUT ROWID;
+                """)
+        }
         return migrator
     }
 }

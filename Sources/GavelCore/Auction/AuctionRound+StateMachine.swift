@@ -105,7 +105,7 @@ public struct AuctionRound: Sendable {
         case finished(Outcome)
     }
 
-    public let id: String
+    public private(set) var id: String
     public let payoutRule: PayoutRule
     /// Hold time for bids that carry no expiry.
     public let defaultHoldS: Int
@@ -160,6 +160,30 @@ public struct AuctionRound: Sendable {
     public var pendingBuyers: Set<String> {
         if case .bidding(let pending) = state { return pending }
         return []
+    }
+
+    /// A new round for a repeat request that reuses this round's bids instead of pinging again:
+    /// the same answers and ranking (expiring from when they were given), no posts yet.
+    public func reusingBids(newID: String, detail: String) -> AuctionRound {
+        var copy = self
+        copy.id = newID
+        copy.posts = []
+        var valid: [RankedBid] = []
+        for bid in ranking {
+            guard let index = entryIndex[bid.buyerID] else { continue }
+            copy.entries[index].reason = nil
+            copy.entries[index].detail = detail
+            valid.append(bid)
+        }
+        copy.ranking = valid
+        copy.state = .closed
+        return copy
+    }
+
+    /// Sets the reason of a buyer whose bid is not in the waterfall any more (for example a call
+    /// that connected but was too short to bill).
+    public mutating func overrideReason(_ reason: ReasonCode, for buyerID: String, detail: String?) {
+        setReason(reason, for: buyerID, detail: detail)
     }
 
     // MARK: Bidding

@@ -42,6 +42,8 @@ public enum ReasonCode: String, Sendable, Hashable, CaseIterable {
     case budgetExhausted = "budget_exhausted"
     /// Held back by the exchange because it keeps failing; probed again after a back-off.
     case unhealthy
+    /// Calls: routed and connected, but shorter than the buyer's minimum duration, so not billable.
+    case shortCall = "short_call"
 
     /// Whether the buyer was excluded before any ping.
     public var isExclusion: Bool {

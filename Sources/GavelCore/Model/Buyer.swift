@@ -6,7 +6,12 @@ public struct Buyer: Sendable, Hashable {
     public var verticals: Set<String>
     /// Where to ping; nil for a fixed-price buyer that is posted to without a ping.
     public var ping: Endpoint?
-    public var post: Endpoint
+    /// Where the winner's full lead goes; call buyers receive the caller by transfer instead.
+    public var post: Endpoint?
+    /// Calls: where a fixed-price buyer takes calls, or an RTB buyer's destination when its bid names none.
+    public var destination: String?
+    /// Calls: the least duration that makes a billable call, unless the bid says otherwise.
+    public var minDurationS: Int?
     /// The price of a fixed-price buyer (no ping), or nil for a bidding buyer.
     public var fixedPrice: Money?
     public var filters: BuyerFilters
@@ -21,8 +26,8 @@ public struct Buyer: Sendable, Hashable {
     public var response: ResponseMapping
 
     public init(
-        id: String, campaigns: [String], verticals: Set<String> = [], ping: Endpoint?, post: Endpoint,
-        fixedPrice: Money? = nil, filters: BuyerFilters = BuyerFilters(), caps: BuyerCaps = BuyerCaps(),
+        id: String, campaigns: [String], verticals: Set<String> = [], ping: Endpoint?, post: Endpoint?,
+        destination: String? = nil, minDurationS: Int? = nil, fixedPrice: Money? = nil, filters: BuyerFilters = BuyerFilters(), caps: BuyerCaps = BuyerCaps(),
         floor: Money = .zero, priority: Int = 0, weight: Int = 1, paused: Bool = false, duplicateWindowDays: Int = 0,
         response: ResponseMapping = ResponseMapping()
     ) {
@@ -31,6 +36,8 @@ public struct Buyer: Sendable, Hashable {
         self.verticals = verticals
         self.ping = ping
         self.post = post
+        self.destination = destination
+        self.minDurationS = minDurationS
         self.fixedPrice = fixedPrice
         self.filters = filters
         self.caps = caps
@@ -91,12 +98,19 @@ public struct BuyerCaps: Sendable, Hashable {
     public var daily: Int?
     public var monthly: Int?
     public var dailyBudget: Money?
+    /// Calls: live calls at once (agents available).
+    public var concurrent: Int?
+    /// Calls: whether count caps and budgets count conversions (true) or routed calls (false).
+    public var countConversions: Bool
 
-    public init(hourly: Int? = nil, daily: Int? = nil, monthly: Int? = nil, dailyBudget: Money? = nil) {
+    public init(hourly: Int? = nil, daily: Int? = nil, monthly: Int? = nil, dailyBudget: Money? = nil,
+                concurrent: Int? = nil, countConversions: Bool = false) {
         self.hourly = hourly
         self.daily = daily
         self.monthly = monthly
         self.dailyBudget = dailyBudget
+        self.concurrent = concurrent
+        self.countConversions = countConversions
     }
 
     public var isUnlimited: Bool { hourly == nil && daily == nil && monthly == nil && dailyBudget == nil }

@@ -1,6 +1,8 @@
 /// Everything the exchange runs on, read from the config directory. Immutable: a reload builds a
 /// new value and swaps it in, so an auction in flight keeps the snapshot it started with.
 public struct ExchangeConfig: Sendable {
+    /// Campaign owning each tracking number, for attributing calls by the number dialed.
+    public let campaignByTrackingNumber: [String: String]
     public var campaigns: [String: Campaign]
     public var sellers: [Seller]
     public var buyers: [Buyer]
@@ -20,6 +22,13 @@ public struct ExchangeConfig: Sendable {
             for campaign in buyer.campaigns { byCampaign[campaign, default: []].append(buyer) }
         }
         self.buyersByCampaign = byCampaign
+        var byNumber: [String: String] = [:]
+        for campaign in campaigns {
+            guard let tracking = campaign.tracking else { continue }
+            for number in tracking.pools.values.joined() { byNumber[number] = campaign.id }
+            for number in tracking.fallbacks.values { byNumber[number] = campaign.id }
+        }
+        self.campaignByTrackingNumber = byNumber
     }
 
     public func buyer(id: String) -> Buyer? { buyers.first { $0.id == id } }
@@ -73,11 +82,15 @@ public struct Campaign: Sendable, Hashable {
     public var requiredFields: [String]
     /// How long a bid from `/v1/pings` is held for the post when the buyer gives no expiry.
     public var bidHoldS: Int
+    /// Calls: a buyer's live-call slot is released after this long when no `completed` arrives.
+    public var maxCallS: Int
+    /// Calls: tracking numbers for dynamic number insertion.
+    public var tracking: TrackingNumbers?
 
     public init(
         id: String, kind: AuctionKind = .lead, vertical: String, distribution: DistributionMethod = .auction,
         tmaxMs: Int = 1000, pingTimeoutMs: Int? = nil, floor: Money = .zero, payout: PayoutRule = .share(basisPoints: 7000),
-        requiredFields: [String] = [], bidHoldS: Int = 60
+        requiredFields: [String] = [], bidHoldS: Int = 60, maxCallS: Int = 3600, tracking: TrackingNumbers? = nil
     ) {
         self.id = id
         self.kind = kind
@@ -89,6 +102,28 @@ public struct Campaign: Sendable, Hashable {
         self.payout = payout
         self.requiredFields = requiredFields
         self.bidHoldS = bidHoldS
+        self.maxCallS = maxCallS
+        self.tracking = tracking
+    }
+}
+
+/// A campaign's tracking numbers: pools by traffic source, and a fallback number per source
+/// for when its pool is all reserved.
+public struct TrackingNumbers: Sendable, Hashable {
+    /// Source (`google`, `facebook`, `default`) -> numbers handed out one per visitor session.
+    public var pools: [String: [String]]
+    /// Source -> the number shown when the pool is exhausted; `default` for any other source.
+    public var fallbacks: [String: String]
+    /// How long a number stays reserved for a session.
+    public var reservationS: Int
+    /// The CSS selector the snippet swaps numbers in.
+    public var selector: String
+
+    public init(pools: [String: [String]], fallbacks: [String: String], reservationS: Int = 1800, selector: String = ".gavel-phone") {
+        self.pools = pools
+        self.fallbacks = fallbacks
+        self.reservationS = reservationS
+        self.selector = selector
     }
 }
 

@@ -46,6 +46,7 @@ public actor BuyerLedger {
     private var sales: [String: [String: Date]] = [:]
     private var pendingContacts: Set<String> = []
     private var health: [String: Health] = [:]
+    private var live: [String: Int] = [:]
     private let healthPolicy: HealthPolicy
 
     public init(healthPolicy: HealthPolicy = HealthPolicy()) {
@@ -138,6 +139,28 @@ public actor BuyerLedger {
     public func usage(buyerID: String, window: String) -> (count: Int, spend: Money) {
         let counter = counters[buyerID]?[window] ?? Counter()
         return (counter.count, counter.spend)
+    }
+
+    /// Live calls a buyer holds now.
+    public func liveCalls(buyerID: String) -> Int { live[buyerID] ?? 0 }
+
+    // MARK: Shared with the call extension
+
+    func recentSale(contactHash: String, buyerID: String) -> Date? { sales[contactHash]?[buyerID] }
+
+    func rememberSale(contactHash: String, buyerID: String, at date: Date) { sales[contactHash, default: [:]][buyerID] = date }
+
+    func adjustLiveCalls(buyerID: String, by delta: Int) { live[buyerID] = max(0, (live[buyerID] ?? 0) + delta) }
+
+    func exceedsCaps(buyer: Buyer, price: Money, windows: CapWindows) -> Bool { wouldExceed(buyer: buyer, price: price, windows: windows) }
+
+    /// Adds (or with `sign` -1 takes back) one count and the price to each window; returns what to persist.
+    func addCounts(_ reservation: Reservation, sign: Int) -> [CapIncrement] {
+        let spend = Money(units: reservation.price.units * Int64(sign))
+        add(buyerID: reservation.buyerID, windows: reservation.windows, count: sign, spend: spend)
+        return [reservation.windows.hour, reservation.windows.day, reservation.windows.month].map {
+            CapIncrement(buyerID: reservation.buyerID, window: $0, count: sign, spend: spend)
+        }
     }
 
     // MARK: Private

@@ -1,0 +1,54 @@
+import Foundation
+import GavelCore
+import GavelStore
+
+extension BuyerLedger {
+    /// A live call holding one of a buyer's concurrency slots.
+    public struct CallSlot: Sendable, Hashable {
+        public var reservation: Reservation
+        /// Whether the buyer's caps count conversions (charged at `completed`) rather than routed calls (charged now).
+        public var countsConversions: Bool
+    }
+
+    /// How a live call ended, for its slot.
+    public enum CallEnd: Sendable {
+        /// The transfer did not connect: the call does not count against the buyer.
+        case failed
+        /// The call ended; `converted` when it reached the buyer's minimum duration.
+        case completed(converted: Bool)
+        /// No `completed` came within the campaign's maximum call length: the slot is freed.
+        case abandoned
+    }
+
+    /// Takes a live-call slot for `buyer` at `price`: checks its duplicate window, concurrency and
+    /// count caps. Returns the slot and the counter increments to persist with the routed round.
+    public func reserveCall(buyer: Buyer, price: Money, callerHash: String, at date: Date) -> Result<(CallSlot, [CapIncrement]), ReservationDenied> {
+        if buyer.duplicateWindowDays > 0, let last = recentSale(contactHash: callerHash, buyerID: buyer.id),
+           date.timeIntervalSince(last) < Double(buyer.duplicateWindowDays) * 86_400 {
+            return .failure(.duplicate)
+        }
+        if let concurrent = buyer.caps.concurrent, liveCalls(buyerID: buyer.id) >= concurrent { return .failure(.capped) }
+        let windows = CapWindows(date: date, timeZone: buyer.capTimeZone)
+        let countsConversions = buyer.caps.countConversions
+        if !buyer.caps.isUnlimited, exceedsCaps(buyer: buyer, price: countsConversions ? .zero : price, windows: windows) {
+            return .failure(.capped)
+        }
+        adjustLiveCalls(buyerID: buyer.id, by: 1)
+        // The caller is remembered at routing: the same caller is not routed to this buyer again in its window.
+        rememberSale(contactHash: callerHash, buyerID: buyer.id, at: date)
+        let reservation = Reservation(buyerID: buyer.id, price: price, windows: windows, contactHash: callerHash)
+        let slot = CallSlot(reservation: reservation, countsConversions: countsConversions)
+        guard !countsConversions else { return .success((slot, [])) }
+        return .success((slot, addCounts(reservation, sign: 1)))
+    }
+
+    /// Frees the slot and settles the counters: returns the increments to persist.
+    public func endCall(_ slot: CallSlot, how end: CallEnd) -> [CapIncrement] {
+        adjustLiveCalls(buyerID: slot.reservation.buyerID, by: -1)
+        switch (end, slot.countsConversions) {
+        case (.failed, false): return addCounts(slot.reservation, sign: -1)
+        case (.completed(converted: true), true): return addCounts(slot.reservation, sign: 1)
+        default: return []
+        }
+    }
+}
