@@ -124,33 +124,42 @@ public final class Exchange: Sendable {
     public func runPost(
         pingID: String, lead: JSONObject?, contact: JSONObject, seller: Seller, arrival: ContinuousClock.Instant
     ) async throws(PostError) -> LeadResult {
-        switch await held.claim(id: pingID, sellerID: seller.id, nowMs: RoundContext.nowMs) {
-        case .done(let result):
+        let claim = await held.claim(id: pingID, sellerID: seller.id, nowMs: RoundContext.nowMs) { held in
+            // The buyers bid on the pinged lead: the post may add fields, not change what they filtered on.
+            guard let lead else { return nil }
+            for (key, value) in lead where held.context.lead[key] != nil && held.context.lead[key] != value {
+                return .invalid("lead.\(key)", "differs from the pinged lead", code: "lead_mismatch")
+            }
+            return nil
+        }
+        switch claim {
+        case .done(.success(let result)):
             return result
+        case .done(.failure(let error)):
+            throw .exchange(error)
+        case .rejected(let problem):
+            throw .request(problem)
         case .expired:
             throw .request(RequestError(status: 410, code: "ping_expired", message: "the bids of ping \(pingID) have expired", field: "ping_id"))
         case .unknown:
-            throw .request(try await recordedPostOutcome(pingID: pingID, seller: seller))
+            return try await recordedPostResult(pingID: pingID, seller: seller)
         case .run(var held):
             let pinged = held.context
-            if let lead {
-                for key in ["state", "zip"] where lead[key] != nil && lead[key] != pinged.lead[key] {
-                    await self.held.complete(id: pingID, sellerID: seller.id, result: LeadResult(auctionID: pingID, sold: false, payout: .zero))
-                    throw .request(.invalid("lead.\(key)", "differs from the pinged lead", code: "lead_mismatch"))
-                }
-            }
+            var merged = pinged.lead
+            for (key, value) in lead ?? JSONObject() { merged[key] = value }
             let context = RoundContext(
                 auctionID: pingID, config: pinged.config, campaign: pinged.campaign, seller: seller,
-                lead: lead ?? pinged.lead, contact: contact, consent: pinged.consent, contactHash: hasher.hash(contact: contact),
+                lead: merged, contact: contact, consent: pinged.consent, contactHash: hasher.hash(contact: contact),
                 arrival: arrival, tmaxMs: pinged.campaign.tmaxMs
             )
             let (outcome, increments) = await post(&held.round, context: context)
             do {
                 let result = try await finish(round: held.round, outcome: outcome, increments: increments, context: context)
-                await self.held.complete(id: pingID, sellerID: seller.id, result: result)
+                await self.held.complete(id: pingID, sellerID: seller.id, result: .success(result))
                 return result
             } catch {
-                await self.held.complete(id: pingID, sellerID: seller.id, result: LeadResult(auctionID: pingID, sold: false, payout: .zero))
+                // Repeats get the same 503: the round is not on the books, and it is not run twice.
+                await self.held.complete(id: pingID, sellerID: seller.id, result: .failure(error))
                 throw .exchange(error)
             }
         }
@@ -161,21 +170,19 @@ public final class Exchange: Sendable {
         case exchange(ExchangeError)
     }
 
-    /// A post for a ping no longer held in memory (after a restart, or unknown): the recorded answer.
-    private func recordedPostOutcome(pingID: String, seller: Seller) async throws(PostError) -> RequestError {
+    /// A post for a ping no longer held in memory (after a restart, or an hour after its post):
+    /// the recorded result when it was posted, else why it cannot be.
+    private func recordedPostResult(pingID: String, seller: Seller) async throws(PostError) -> LeadResult {
         let stored: StoredRound?
         do { stored = try await store.round(id: pingID) } catch { throw .exchange(.storage("\(error)")) }
         guard let stored, stored.sellerID == seller.id, stored.id.hasPrefix("png_") else {
-            return RequestError(status: 404, code: "unknown_ping", message: "no ping \(pingID) for this seller", field: "ping_id")
+            throw .request(RequestError(status: 404, code: "unknown_ping", message: "no ping \(pingID) for this seller", field: "ping_id"))
         }
         if stored.phase == RoundRecord.Phase.final.rawValue {
-            // Posted before a restart: answer as the first post did.
-            throw .request(RequestError(status: 409, code: "already_posted", message: "ping \(pingID) was already posted: \(stored.status)", field: "ping_id"))
+            return LeadResult(auctionID: pingID, sold: stored.status == "sold", payout: stored.payout ?? .zero)
         }
-        if stored.status == "no_bid" {
-            return RequestError(status: 410, code: "ping_expired", message: "ping \(pingID) had no bid to post to", field: "ping_id")
-        }
-        return RequestError(status: 410, code: "ping_expired", message: "the bids of ping \(pingID) are no longer held", field: "ping_id")
+        let message = stored.status == "no_bid" ? "ping \(pingID) had no bid to post to" : "the bids of ping \(pingID) are no longer held"
+        throw .request(RequestError(status: 410, code: "ping_expired", message: message, field: "ping_id"))
     }
 
     // MARK: The round

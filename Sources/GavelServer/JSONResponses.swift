@@ -30,7 +30,7 @@ enum JSONResponses {
     static func unavailable(_ error: ExchangeError) -> Response {
         let body: JSONValue = ["error": [
             "code": .string(error.shortDescription),
-            "message": "the exchange could not record this round; nothing was sold, retry later",
+            "message": "the exchange could not record this round, so it does not count; retry later",
         ]]
         var response = ok(body, status: .serviceUnavailable)
         response.headers[.retryAfter] = "1"

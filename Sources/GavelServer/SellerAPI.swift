@@ -85,7 +85,11 @@ struct SellerAPI: Sendable {
     func auction(_ request: Request, id: String) async -> Response {
         do throws(RequestError) {
             let seller = try authenticate(request, config: exchange.config)
-            guard let round = try? await exchange.store.round(id: id), round.sellerID == seller.id else {
+            let stored: StoredRound?
+            do { stored = try await exchange.store.round(id: id) } catch {
+                return JSONResponses.unavailable(.storage("\(error)"))
+            }
+            guard let round = stored, round.sellerID == seller.id else {
                 // Another seller's round is as invisible as one that does not exist.
                 throw RequestError.notFound("auction \(id)")
             }

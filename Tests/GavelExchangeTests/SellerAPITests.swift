@@ -124,6 +124,25 @@ struct SellerAPITests {
         await harness.shutdown()
     }
 
+    @Test func aMismatchedPostIsRefusedAndLeavesTheBidsHeld() async throws {
+        let harness = try await TestExchange(buyers: [bidder("top", bid: "40.00")])
+        try await harness.startHTTP()
+        let ping = try await harness.http(.post, "/v1/pings", body: #"{"campaign": "autos", "lead": {"zip": "94107", "state": "CA"}}"#)
+        let pingID = try #require(ping.json["ping_id"]?.stringValue)
+        let wrong = try await harness.http(.post, "/v1/posts", body: #"{"ping_id": "\#(pingID)", "lead": {"state": "TX"}, "contact": {"email": "m@example.com"}}"#)
+        #expect(wrong.status == 422)
+        #expect(wrong.json["error"]?["code"] == "lead_mismatch")
+        #expect(wrong.json["error"]?["field"] == "lead.state")
+        #expect(harness.fleet.stats(for: "top").posts == 0)
+        let right = try await harness.http(.post, "/v1/posts", body: #"{"ping_id": "\#(pingID)", "lead": {"state": "CA", "age": 40}, "contact": {"email": "m@example.com"}}"#)
+        #expect(right.status == 200)
+        #expect(right.json["status"] == "sold")
+        // The post carried the fields added at post time.
+        let post = String(decoding: try #require(harness.fleet.recentPosts(buyer: "top").last), as: UTF8.self)
+        #expect(post.contains("\"age\":40"))
+        await harness.shutdown()
+    }
+
     @Test func expiredPingIs410() async throws {
         var short = BuyerBehavior(latency: .fixed(ms: 2), bidMin: "9", bidMax: "9")
         short.expiresInS = 1

@@ -9,24 +9,28 @@ actor HeldBids {
         var expiresAtMs: Int64
     }
 
+    typealias PostResult = Result<LeadResult, ExchangeError>
+
     enum Claim: Sendable {
         /// The caller runs the post phase and must call `complete`.
         case run(HeldRound)
-        /// Already posted: the first result.
-        case done(LeadResult)
+        /// Already posted (or being posted): the first result.
+        case done(PostResult)
+        /// The post does not fit the ping; the bids stay held.
+        case rejected(RequestError)
         case expired
         case unknown
     }
 
     private enum Entry {
         case held(HeldRound)
-        case posting([CheckedContinuation<LeadResult, Never>])
-        case done(LeadResult, sellerID: String, keepUntilMs: Int64)
+        case posting(owner: String, waiters: [CheckedContinuation<PostResult, Never>])
+        case done(PostResult, owner: String, keepUntilMs: Int64)
     }
 
     private var entries: [String: Entry] = [:]
     private var holdsSinceSweep = 0
-    /// How long a finished post's result is kept for repeat posts.
+    /// How long a finished post's result is kept in memory for repeat posts (the database has it after).
     private let resultTTLms: Int64 = 3_600_000
 
     func hold(_ held: HeldRound, id: String) {
@@ -35,8 +39,9 @@ actor HeldBids {
         if holdsSinceSweep >= 1024 { sweep(nowMs: RoundContext.nowMs) }
     }
 
-    /// Claims the ping for posting, or tells why it cannot be; a concurrent second post waits for the first.
-    func claim(id: String, sellerID: String, nowMs: Int64) async -> Claim {
+    /// Claims the ping for posting, or tells why it cannot be. `check` runs before the claim, so a
+    /// post that does not fit the ping leaves its bids held. A concurrent second post waits for the first.
+    func claim(id: String, sellerID: String, nowMs: Int64, check: (HeldRound) -> RequestError?) async -> Claim {
         switch entries[id] {
         case nil:
             return .unknown
@@ -46,11 +51,13 @@ actor HeldBids {
                 entries[id] = nil
                 return .expired
             }
-            entries[id] = .posting([])
+            if let problem = check(held) { return .rejected(problem) }
+            entries[id] = .posting(owner: sellerID, waiters: [])
             return .run(held)
-        case .posting(let waiters):
+        case .posting(let owner, let waiters):
+            guard owner == sellerID else { return .unknown }
             let result = await withCheckedContinuation { continuation in
-                entries[id] = .posting(waiters + [continuation])
+                entries[id] = .posting(owner: owner, waiters: waiters + [continuation])
             }
             return .done(result)
         case .done(let result, let owner, _):
@@ -58,11 +65,11 @@ actor HeldBids {
         }
     }
 
-    func complete(id: String, sellerID: String, result: LeadResult) {
-        if case .posting(let waiters) = entries[id] {
+    func complete(id: String, sellerID: String, result: PostResult) {
+        if case .posting(_, let waiters) = entries[id] {
             for waiter in waiters { waiter.resume(returning: result) }
         }
-        entries[id] = .done(result, sellerID: sellerID, keepUntilMs: RoundContext.nowMs + resultTTLms)
+        entries[id] = .done(result, owner: sellerID, keepUntilMs: RoundContext.nowMs + resultTTLms)
     }
 
     private func sweep(nowMs: Int64) {

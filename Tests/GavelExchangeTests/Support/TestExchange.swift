@@ -18,6 +18,9 @@ final class TestExchange: @unchecked Sendable {
         var yaml: String = ""
         /// Overrides the ping URL (for refused endpoints).
         var pingURL: String?
+        var campaign = "autos"
+        /// A fixed-price buyer: no ping.
+        var fixedPrice: String?
     }
 
     static let sellerKey = "test-key-seller-one"
@@ -46,18 +49,19 @@ final class TestExchange: @unchecked Sendable {
         try campaignYAML.write(to: configDirectory.appendingPathComponent("campaigns.yaml"), atomically: true, encoding: .utf8)
         try """
             sellers:
-              - {id: seller-one, api_key: \(TestExchange.sellerKey), campaigns: [autos, tort, tiny]}
+              - {id: seller-one, api_key: \(TestExchange.sellerKey), campaigns: [autos, tort, tiny, calls]}
               - {id: seller-two, api_key: \(TestExchange.otherSellerKey), campaigns: [autos]}
             """.write(to: configDirectory.appendingPathComponent("sellers.yaml"), atomically: true, encoding: .utf8)
         for buyer in buyers {
             let ping = buyer.pingURL ?? fleet.pingURL(for: buyer.id)
-            let text = """
-                id: \(buyer.id)
-                campaigns: [autos]
-                ping: {url: "\(ping)", timeout_ms: 2000}
-                post: {url: "\(fleet.postURL(for: buyer.id))", timeout_ms: 2000}
-                \(buyer.yaml)
-                """
+            var lines = ["id: \(buyer.id)", "campaigns: [\(buyer.campaign)]"]
+            if let price = buyer.fixedPrice {
+                lines.append("price: \(price)")
+            } else {
+                lines.append("ping: {url: \"\(ping)\", timeout_ms: 2000}")
+            }
+            if buyer.campaign != "calls" { lines.append("post: {url: \"\(fleet.postURL(for: buyer.id))\", timeout_ms: 2000}") }
+            let text = (lines + [buyer.yaml]).joined(separator: "\n")
             try text.write(to: configDirectory.appendingPathComponent("buyers/\(buyer.id).yaml"), atomically: true, encoding: .utf8)
         }
         try await openServer()
@@ -68,6 +72,19 @@ final class TestExchange: @unchecked Sendable {
           - {id: autos, kind: lead, vertical: auto_insurance, tmax_ms: 1000, ping_timeout_ms: 600, floor: 1.00, payout: {share: 0.5}, required_fields: [zip, state]}
           - {id: tort, kind: lead, vertical: legal, tmax_ms: 1000, floor: 1.00}
           - {id: tiny, kind: lead, vertical: auto_insurance, tmax_ms: 300, ping_timeout_ms: 200}
+          - id: calls
+            kind: call
+            vertical: home_services
+            tmax_ms: 500
+            ping_timeout_ms: 300
+            floor: 1.00
+            payout: {share: 0.5}
+            bid_hold_s: 30
+            max_call_s: 60
+            tracking:
+              reservation_s: 600
+              pools: {google: ["+18005550201", "+18005550202"], default: ["+18005550401"]}
+              fallbacks: {google: "+18005550299", default: "+18005550100"}
         """
 
     /// Opens (or re-opens, after `stopServer`) the exchange on the same database.
@@ -147,6 +164,32 @@ final class TestExchange: @unchecked Sendable {
 
 extension StoredRound {
     func reason(of buyerID: String) -> String? { buyers.first { $0.buyerID == buyerID }?.reason }
+}
+
+func callBidder(_ id: String, bid: String, destination: String, minDuration: Int = 90, expiresInS: Int = 30, yaml: String = "") -> TestExchange.BuyerSpec {
+    var behavior = BuyerBehavior(latency: .fixed(ms: 3), bidMin: bid, bidMax: bid, expiresInS: expiresInS)
+    behavior.destination = destination
+    behavior.minDurationS = minDuration
+    return TestExchange.BuyerSpec(id: id, behavior: behavior, yaml: yaml, campaign: "calls")
+}
+
+extension TestExchange {
+    static func call(number: String = "+14155550123", dialed: String? = nil, state: String = "CA") -> String {
+        let dialedField = dialed.map { ", \"dialed\": \"\($0)\"" } ?? ""
+        return """
+            {"campaign": "calls", "caller": {"number": "\(number)", "zip": "94107", "state": "\(state)"}, "tags": {"service": "plumbing"}\(dialedField)}
+            """
+    }
+
+    /// Places a call through the exchange (no HTTP).
+    func runCall(_ json: String = TestExchange.call()) async throws -> CallRouting {
+        let submission = try CallSubmission.parse(Array(json.utf8), seller: seller, config: exchange.config)
+        return try await exchange.runCall(submission, seller: seller, arrival: .now)
+    }
+
+    func event(_ callID: String, _ kind: CallEvent.Kind, duration: Int? = nil) async throws -> CallEventOutcome {
+        try await exchange.handleCallEvent(callID: callID, event: CallEvent(kind: kind, durationS: duration), seller: seller)
+    }
 }
 
 func bidder(_ id: String, bid: String, accept: Double = 1, latencyMs: Double = 5, yaml: String = "") -> TestExchange.BuyerSpec {
