@@ -100,6 +100,7 @@ let package = Package(
         .testTarget(name: "GavelStoreTests", dependencies: ["GavelStore", "GavelCore"]),
         .testTarget(name: "GavelExchangeTests", dependencies: [
             "GavelExchange", "GavelServer", "GavelConfig", "GavelCore", "GavelStore", "GavelPing", "BuyerFleet",
+            .product(name: "Hummingbird", package: "hummingbird"),
         ]),
     ]
 )

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs what Gavel needs from Debian's packages when it is missing: libcurl (OpenSSL flavour)
-# and SQLite headers, pkg-config. Swift itself is expected at /opt/swift or on PATH.
+# and SQLite headers, pkg-config, plus any packages named as arguments (the tests add chromium,
+# for the dynamic-number-insertion test in a real browser). Swift is expected at /opt/swift or on PATH.
 set -euo pipefail
 
 need=()
-for package in libcurl4-openssl-dev libsqlite3-dev pkg-config; do
+for package in libcurl4-openssl-dev libsqlite3-dev pkg-config "$@"; do
   dpkg -s "$package" >/dev/null 2>&1 || need+=("$package")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -3,7 +3,7 @@
 # (products and tests), runs the whole test suite, then the load tools' smoke run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source scripts/setup.sh
+source scripts/setup.sh chromium
 
 swift build --build-tests
 swift test --skip-build
