@@ -11,6 +11,7 @@ public struct ExchangeConfig: Sendable {
     public let sellersByKey: [String: Seller]
     /// Buyers considered for each campaign, in config order (sorted by id).
     public let buyersByCampaign: [String: [Buyer]]
+    private let buyersByID: [String: Buyer]
 
     public init(campaigns: [Campaign], sellers: [Seller], buyers: [Buyer]) {
         self.campaigns = Dictionary(campaigns.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
@@ -22,6 +23,7 @@ public struct ExchangeConfig: Sendable {
             for campaign in buyer.campaigns { byCampaign[campaign, default: []].append(buyer) }
         }
         self.buyersByCampaign = byCampaign
+        self.buyersByID = Dictionary(self.buyers.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
         var byNumber: [String: String] = [:]
         for campaign in campaigns {
             guard let tracking = campaign.tracking else { continue }
@@ -31,7 +33,7 @@ public struct ExchangeConfig: Sendable {
         self.campaignByTrackingNumber = byNumber
     }
 
-    public func buyer(id: String) -> Buyer? { buyers.first { $0.id == id } }
+    public func buyer(id: String) -> Buyer? { buyersByID[id] }
 }
 
 /// Lead or call.

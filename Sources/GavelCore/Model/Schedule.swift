@@ -8,8 +8,13 @@ public struct Schedule: Sendable, Hashable {
     /// Minutes after local midnight; `end` is exclusive. `start > end` spans midnight (22:00-06:00).
     public var startMinute: Int
     public var endMinute: Int
+    /// Built once: making a `Calendar` per check costs more than the check.
+    private let calendar: Calendar
 
     public init(timeZone: TimeZone, weekdays: Set<Int> = Set(1...7), startMinute: Int = 0, endMinute: Int = 24 * 60) {
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = timeZone
+        self.calendar = calendar
         self.timeZone = timeZone
         self.weekdays = weekdays
         self.startMinute = startMinute
@@ -21,8 +26,6 @@ public struct Schedule: Sendable, Hashable {
     /// Whether `date` falls inside the schedule. For a window past midnight, the hours after
     /// midnight belong to the day the window started on.
     public func isOpen(at date: Date) -> Bool {
-        var calendar = Calendar(identifier: .gregorian)
-        calendar.timeZone = timeZone
         let parts = calendar.dateComponents([.weekday, .hour, .minute], from: date)
         guard let weekday = parts.weekday, let hour = parts.hour, let minute = parts.minute else { return false }
         let minuteOfDay = hour * 60 + minute
