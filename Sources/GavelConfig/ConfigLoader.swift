@@ -175,14 +175,14 @@ public enum ConfigLoader {
         let list = root.child("sellers")
         if !list.isPresent { list.problem("is required: a list of sellers") }
         return list.elements().compactMap { field in
-            guard field.mapping(known: ["id", "api_key", "campaigns"]) else { return nil }
+            guard field.mapping(known: ["id", "api_key", "campaigns", "rate_limit"]) else { return nil }
             let id = identifier(field.child("id"))
             let key = field.child("api_key").string(required: true)
             if let key, key.count < 8 { field.child("api_key").problem("must be at least 8 characters") }
             let campaigns = field.child("campaigns").stringList()
             if campaigns.isEmpty { field.child("campaigns").problem("must list at least one campaign") }
             guard let id, let key else { return nil }
-            return Located(value: Seller(id: id, apiKey: key, campaigns: Set(campaigns)), field: field)
+            return Located(value: Seller(id: id, apiKey: key, campaigns: Set(campaigns), rateLimit: readRateLimit(field.child("rate_limit"))), field: field)
         }
     }
 
@@ -191,7 +191,7 @@ public enum ConfigLoader {
     static func readBuyer(_ field: YAMLField) -> Located<Buyer>? {
         guard field.mapping(known: [
             "id", "campaigns", "verticals", "ping", "post", "price", "filters", "caps", "floor", "priority", "weight",
-            "paused", "duplicate_window_days", "format", "response", "destination", "min_duration_s",
+            "paused", "duplicate_window_days", "format", "response", "destination", "min_duration_s", "ping_rate_limit",
         ]) else { return nil }
         let id = identifier(field.child("id"))
         let campaigns = field.child("campaigns").stringList()
@@ -219,7 +219,8 @@ public enum ConfigLoader {
             floor: field.child("floor").money() ?? .zero, priority: field.child("priority").int(range: -1000...1000) ?? 0,
             weight: field.child("weight").int(range: 0...1_000_000) ?? 1, paused: field.child("paused").bool() ?? false,
             duplicateWindowDays: field.child("duplicate_window_days").int(range: 0...3650) ?? 0,
-            response: readResponseMapping(field.child("response"))
+            response: readResponseMapping(field.child("response")),
+            pingRateLimit: readRateLimit(field.child("ping_rate_limit"))
         )
         guard id != nil else { return nil }
         return Located(value: buyer, field: field)
@@ -238,6 +239,13 @@ public enum ConfigLoader {
         }
         let timeout = field.child("timeout_ms").int(range: 5...60_000) ?? 1000
         return Endpoint(url: url, timeoutMs: timeout, headers: field.child("headers").stringMap())
+    }
+
+    static func readRateLimit(_ field: YAMLField) -> RateLimit? {
+        guard field.isPresent, field.mapping(known: ["per_second", "burst"]) else { return nil }
+        guard let rate = field.child("per_second").int(required: true, range: 1...1_000_000) else { return nil }
+        let burst = field.child("burst").int(range: 1...10_000_000) ?? rate
+        return RateLimit(perSecond: Double(rate), burst: burst)
     }
 
     static func readFilters(_ field: YAMLField) -> BuyerFilters {

@@ -55,6 +55,8 @@ public final class Exchange: Sendable {
     private let rotations = Mutex<[String: Int]>([:])
     let held = HeldBids()
     let calls = CallSessions()
+    let sellerLimits = RateLimiter()
+    let pingLimits = RateLimiter()
     /// Tracking numbers handed to landing-page visitors (dynamic number insertion).
     public let tracking = TrackingDesk()
 
@@ -82,6 +84,14 @@ public final class Exchange: Sendable {
     public func shutdown() {
         engine.shutdown()
         store.close()
+    }
+
+    /// Checks the seller's request rate: a 429 with the seconds to wait when over its limit.
+    public func admit(_ seller: Seller) throws(RequestError) {
+        guard let limit = seller.rateLimit, let wait = sellerLimits.take(seller.id, limit: limit) else { return }
+        let seconds = max(1, Int(wait.rounded(.up)))
+        throw RequestError(status: 429, code: "rate_limited",
+                           message: "over \(Int(limit.perSecond)) requests/s; retry in \(seconds) s", retryAfterS: seconds)
     }
 
     /// The config new rounds start with.
@@ -220,6 +230,8 @@ public final class Exchange: Sendable {
                 destination: buyer.destination, minDurationS: buyer.minDurationS)
             if let reason = ledgerExclusions[buyer.id] {
                 considered.append(.excluded(buyerID: buyer.id, reason: reason))
+            } else if buyer.ping != nil, let limit = buyer.pingRateLimit, pingLimits.take(buyer.id, limit: limit) != nil {
+                considered.append(.excluded(buyerID: buyer.id, reason: .capped))
             } else if let price = buyer.fixedPrice {
                 considered.append(.fixedPrice(participant, price: price))
             } else if let ping = buyer.ping {

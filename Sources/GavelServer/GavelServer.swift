@@ -101,7 +101,14 @@ struct ResourceService: Service {
 
     func run() async throws {
         try? await gracefulShutdown()
-        exchange.shutdown()
+        // Joining the curl thread and the store's writer blocks: do it off the cooperative pool.
+        let exchange = self.exchange
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            DispatchQueue.global().async {
+                exchange.shutdown()
+                continuation.resume()
+            }
+        }
         logger.info("gavel stopped: rounds committed, store closed")
     }
 }

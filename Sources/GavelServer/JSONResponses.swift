@@ -23,6 +23,7 @@ enum JSONResponses {
         if let field = error.field { body["field"] = .string(field) }
         var response = ok(.object(JSONObject(["error": .object(body)])), status: HTTPResponse.Status(code: error.status))
         if error.status == 401 { response.headers[.wwwAuthenticate] = "Bearer" }
+        if let seconds = error.retryAfterS { response.headers[.retryAfter] = String(seconds) }
         return response
     }
 

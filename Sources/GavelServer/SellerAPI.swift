@@ -101,7 +101,14 @@ struct SellerAPI: Sendable {
 
     // MARK: Shared steps
 
+    /// The seller behind the bearer key, within its rate limit.
     func authenticate(_ request: Request, config: ExchangeConfig) throws(RequestError) -> Seller {
+        let seller = try identify(request, config: config)
+        try exchange.admit(seller)
+        return seller
+    }
+
+    func identify(_ request: Request, config: ExchangeConfig) throws(RequestError) -> Seller {
         guard let header = request.headers[.authorization], header.hasPrefix("Bearer ") else { throw .unauthorized }
         let key = String(header.dropFirst("Bearer ".count)).trimmingCharacters(in: .whitespaces)
         guard let seller = config.sellersByKey[key] else {

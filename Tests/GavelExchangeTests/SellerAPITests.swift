@@ -158,6 +158,25 @@ struct SellerAPITests {
         await harness.shutdown()
     }
 
+    @Test func sellersOverTheirRateGet429AndBuyersOverTheirPingRateAreCapped() async throws {
+        let harness = try await TestExchange(
+            buyers: [bidder("limited", bid: "9.00", yaml: "ping_rate_limit: {per_second: 1, burst: 2}"), bidder("open", bid: "5.00")],
+            sellerRateLimit: "{per_second: 1, burst: 3}"
+        )
+        try await harness.startHTTP()
+        var statuses: [Int] = []
+        for index in 0..<4 {
+            statuses.append(try await harness.http(.post, "/v1/leads", body: TestExchange.lead(email: "rl\(index)@example.com")).status)
+        }
+        #expect(statuses.prefix(3).allSatisfy { $0 == 200 })
+        #expect(statuses.last == 429)
+        // Three rounds ran: the buyer limited to a burst of two pings was capped in the third.
+        #expect(harness.fleet.stats(for: "limited").pings == 2)
+        #expect(harness.fleet.stats(for: "open").pings == 3)
+        #expect(try harness.exchange.store.counts().rounds == 3)
+        await harness.shutdown()
+    }
+
     @Test func healthAndMetricsAnswer() async throws {
         let harness = try await TestExchange(buyers: [bidder("b", bid: "5.00")])
         try await harness.startHTTP()

@@ -24,12 +24,14 @@ public struct Buyer: Sendable, Hashable {
     /// Days within which the same contact is not sold to this buyer again; 0 disables.
     public var duplicateWindowDays: Int
     public var response: ResponseMapping
+    /// Pings per second this buyer takes (per-ping fees); over it the buyer is `capped` for the round.
+    public var pingRateLimit: RateLimit?
 
     public init(
         id: String, campaigns: [String], verticals: Set<String> = [], ping: Endpoint?, post: Endpoint?,
         destination: String? = nil, minDurationS: Int? = nil, fixedPrice: Money? = nil, filters: BuyerFilters = BuyerFilters(), caps: BuyerCaps = BuyerCaps(),
         floor: Money = .zero, priority: Int = 0, weight: Int = 1, paused: Bool = false, duplicateWindowDays: Int = 0,
-        response: ResponseMapping = ResponseMapping()
+        response: ResponseMapping = ResponseMapping(), pingRateLimit: RateLimit? = nil
     ) {
         self.id = id
         self.campaigns = campaigns
@@ -47,6 +49,7 @@ public struct Buyer: Sendable, Hashable {
         self.paused = paused
         self.duplicateWindowDays = duplicateWindowDays
         self.response = response
+        self.pingRateLimit = pingRateLimit
     }
 }
 

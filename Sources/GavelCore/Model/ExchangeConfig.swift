@@ -133,10 +133,24 @@ public struct Seller: Sendable, Hashable {
     public var id: String
     public var apiKey: String
     public var campaigns: Set<String>
+    /// Requests per second (leads, pings, posts, calls) before 429; nil for no limit.
+    public var rateLimit: RateLimit?
 
-    public init(id: String, apiKey: String, campaigns: Set<String>) {
+    public init(id: String, apiKey: String, campaigns: Set<String>, rateLimit: RateLimit? = nil) {
         self.id = id
         self.apiKey = apiKey
         self.campaigns = campaigns
+        self.rateLimit = rateLimit
+    }
+}
+
+/// An average rate with a burst allowance.
+public struct RateLimit: Sendable, Hashable {
+    public var perSecond: Double
+    public var burst: Int
+
+    public init(perSecond: Double, burst: Int) {
+        self.perSecond = perSecond
+        self.burst = burst
     }
 }

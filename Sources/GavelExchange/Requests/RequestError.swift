@@ -7,12 +7,15 @@ public struct RequestError: Error, Hashable, Sendable, CustomStringConvertible {
     public var message: String
     /// The JSON path of the field at fault (`lead.zip`), when one is.
     public var field: String?
+    /// For 429: seconds until a retry can succeed (`Retry-After`).
+    public var retryAfterS: Int?
 
-    public init(status: Int, code: String, message: String, field: String? = nil) {
+    public init(status: Int, code: String, message: String, field: String? = nil, retryAfterS: Int? = nil) {
         self.status = status
         self.code = code
         self.message = message
         self.field = field
+        self.retryAfterS = retryAfterS
     }
 
     public static func invalid(_ field: String, _ message: String, code: String = "invalid_field") -> Self {

@@ -37,7 +37,7 @@ final class TestExchange: @unchecked Sendable {
     var databasePath: String { directory.appendingPathComponent("gavel.sqlite").path }
     var configPath: String { directory.appendingPathComponent("config").path }
 
-    init(campaignYAML: String = TestExchange.defaultCampaign, buyers: [BuyerSpec]) async throws {
+    init(campaignYAML: String = TestExchange.defaultCampaign, buyers: [BuyerSpec], sellerRateLimit: String? = nil) async throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("gavel-test-\(UUID().uuidString)")
         let configDirectory = directory.appendingPathComponent("config")
         try FileManager.default.createDirectory(at: configDirectory.appendingPathComponent("buyers"), withIntermediateDirectories: true)
@@ -49,7 +49,7 @@ final class TestExchange: @unchecked Sendable {
         try campaignYAML.write(to: configDirectory.appendingPathComponent("campaigns.yaml"), atomically: true, encoding: .utf8)
         try """
             sellers:
-              - {id: seller-one, api_key: \(TestExchange.sellerKey), campaigns: [autos, tort, tiny, calls]}
+              - {id: seller-one, api_key: \(TestExchange.sellerKey), campaigns: [autos, tort, tiny, calls]\(sellerRateLimit.map { ", rate_limit: \($0)" } ?? "")}
               - {id: seller-two, api_key: \(TestExchange.otherSellerKey), campaigns: [autos]}
             """.write(to: configDirectory.appendingPathComponent("sellers.yaml"), atomically: true, encoding: .utf8)
         for buyer in buyers {
