@@ -35,7 +35,7 @@ extension BuyerLedger {
         }
         adjustLiveCalls(buyerID: buyer.id, by: 1)
         // The caller is remembered at routing: the same caller is not routed to this buyer again in its window.
-        rememberSale(contactHash: callerHash, buyerID: buyer.id, at: date)
+        if buyer.duplicateWindowDays > 0 { rememberSale(contactHash: callerHash, buyerID: buyer.id, at: date) }
         let reservation = Reservation(buyerID: buyer.id, price: price, windows: windows, contactHash: callerHash)
         let slot = CallSlot(reservation: reservation, countsConversions: countsConversions)
         guard !countsConversions else { return .success((slot, [])) }

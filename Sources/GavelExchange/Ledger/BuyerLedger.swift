@@ -93,9 +93,11 @@ public actor BuyerLedger {
         let windows = CapWindows(date: date, timeZone: buyer.capTimeZone)
         if !buyer.caps.isUnlimited, wouldExceed(buyer: buyer, price: price, windows: windows) { return .failure(.capped) }
         add(buyerID: buyer.id, windows: windows, count: 1, spend: price)
-        let pendingKey = contactHash.map { "\(buyer.id)|\($0)" }
+        let pendingKey = buyer.duplicateWindowDays > 0 ? contactHash.map { "\(buyer.id)|\($0)" } : nil
         if let pendingKey { pendingContacts.insert(pendingKey) }
-        return .success(Reservation(buyerID: buyer.id, price: price, windows: windows, contactHash: contactHash))
+        // Only buyers with a duplicate window need the contact remembered; the others cost no memory.
+        let remembered = buyer.duplicateWindowDays > 0 ? contactHash : nil
+        return .success(Reservation(buyerID: buyer.id, price: price, windows: windows, contactHash: remembered))
     }
 
     public enum ReservationDenied: Error, Sendable { case capped, duplicate }
