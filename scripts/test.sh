@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 source scripts/setup.sh chromium
 
 swift build --build-tests
-swift test --skip-build
+swift test --skip-build --no-parallel
 if [ -x LoadTests/smoke.sh ]; then
   LoadTests/smoke.sh
 fi

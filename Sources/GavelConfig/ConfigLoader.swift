@@ -405,7 +405,7 @@ public enum ConfigLoader {
                 buyer.field.child("campaigns").problem("unknown campaign \"\(campaign)\"")
             }
             let kinds = Set(buyer.value.campaigns.compactMap { id in campaigns.first { $0.value.id == id }?.value.kind })
-            if kinds.contains(.lead), buyer.value.post == nil {
+            if kinds.contains(.lead), buyer.value.post == nil, !buyer.field.child("post").isPresent {
                 buyer.field.child("post").problem("is required for a buyer of lead campaigns")
             }
             if kinds.contains(.call), buyer.value.fixedPrice != nil, buyer.value.destination == nil {

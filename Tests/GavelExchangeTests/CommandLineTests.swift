@@ -34,7 +34,7 @@ struct CommandLineTests {
         try #require(FileManager.default.isExecutableFile(atPath: Self.gavelBinary.path), "build the gavel product first (swift build)")
         let (code, output) = try Self.run(["validate", "--config", Self.repositoryRoot.appendingPathComponent("buyer-configs").path])
         #expect(code == 0)
-        #expect(output.hasPrefix("config ok: 3 campaigns"))
+        #expect(output.hasPrefix("config ok: 4 campaigns"))
         #expect(output.split(separator: "\n").count == 1)
     }
 

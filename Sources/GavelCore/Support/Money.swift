@@ -40,8 +40,8 @@ public struct Money: Hashable, Comparable, Sendable, CustomStringConvertible {
                     guard fractionDigits <= 4 else { return nil }
                     fraction = fraction * 10 + digit
                 } else {
-                    // 10^14 currency units is far beyond any price; it keeps units inside Int64.
-                    guard whole < 100_000_000_000_000 else { return nil }
+                    // Below 10^14 currency units (far beyond any price) units stay well inside Int64.
+                    guard whole < 10_000_000_000_000 else { return nil }
                     whole = whole * 10 + digit
                 }
             case UInt8(ascii: "."):
@@ -79,6 +79,8 @@ public struct Money: Hashable, Comparable, Sendable, CustomStringConvertible {
 
     /// This amount times `basisPoints`/10,000, rounded down to the unit: revenue shares.
     public func share(basisPoints: Int64) -> Money {
-        Money(units: units * basisPoints / 10_000)
+        // (q * 10^4 + r) * bp / 10^4 = q * bp + r * bp / 10^4: exact, and no intermediate overflow.
+        let (quotient, remainder) = units.quotientAndRemainder(dividingBy: 10_000)
+        return Money(units: quotient * basisPoints + remainder * basisPoints / 10_000)
     }
 }

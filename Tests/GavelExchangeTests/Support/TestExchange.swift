@@ -69,14 +69,14 @@ final class TestExchange: @unchecked Sendable {
 
     static let defaultCampaign = """
         campaigns:
-          - {id: autos, kind: lead, vertical: auto_insurance, tmax_ms: 1000, ping_timeout_ms: 600, floor: 1.00, payout: {share: 0.5}, required_fields: [zip, state]}
-          - {id: tort, kind: lead, vertical: legal, tmax_ms: 1000, floor: 1.00}
+          - {id: autos, kind: lead, vertical: auto_insurance, tmax_ms: 5000, ping_timeout_ms: 3000, floor: 1.00, payout: {share: 0.5}, required_fields: [zip, state]}
+          - {id: tort, kind: lead, vertical: legal, tmax_ms: 5000, floor: 1.00}
           - {id: tiny, kind: lead, vertical: auto_insurance, tmax_ms: 300, ping_timeout_ms: 200}
           - id: calls
             kind: call
             vertical: home_services
-            tmax_ms: 500
-            ping_timeout_ms: 300
+            tmax_ms: 3000
+            ping_timeout_ms: 2000
             floor: 1.00
             payout: {share: 0.5}
             bid_hold_s: 30
