@@ -33,15 +33,7 @@ public enum BuyerProtocol {
     public static func pingBody(
         auctionID: String, campaign: Campaign, lead: JSONObject, caller: JSONObject? = nil, tmaxMs: Int
     ) -> String {
-        var body = JSONObject()
-        body["auction_id"] = .string(auctionID)
-        body["campaign"] = .string(campaign.id)
-        body["vertical"] = .string(campaign.vertical)
-        body["kind"] = .string(campaign.kind.rawValue)
-        body["lead"] = .object(lead)
-        if let caller { body["caller"] = .object(caller) }
-        body["tmax_ms"] = .number(String(tmaxMs))
-        return JSONValue.object(body).serialized
+        PingTemplate(auctionID: auctionID, campaign: campaign, lead: lead, caller: caller).body(tmaxMs: tmaxMs)
     }
 
     /// The post body: the full record, to the winner only.
