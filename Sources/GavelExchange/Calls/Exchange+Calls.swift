@@ -34,7 +34,11 @@ extension Exchange {
         let now = Date()
         let callerHash = hasher.hash(phoneNumber: submission.callerNumber)
         var attribution: TrackingDesk.Attribution?
-        if let dialed = submission.dialed { attribution = await tracking.attribute(dialed: dialed, config: config, at: now) }
+        if let dialed = submission.dialed {
+            // A tracking number of another campaign says nothing about this call's marketing.
+            attribution = await tracking.attribute(dialed: dialed, config: config, at: now)
+            if attribution?.campaignID != submission.campaign.id { attribution = nil }
+        }
         let context = RoundContext(
             auctionID: AuctionID.make(prefix: "call_", nowMs: RoundContext.nowMs), config: config, campaign: submission.campaign,
             seller: seller, lead: submission.eligibilityFields, contact: JSONObject(["number": .string(submission.callerNumber)]), consent: nil,
@@ -141,6 +145,10 @@ extension Exchange {
                 try await commit(callRecord(session, phase: .final, status: status, increments: increments, billable: converted), context: session.context)
                 await calls.checkIn(callID, session: nil)
                 let payout = converted ? session.context.campaign.payout.payout(forPrice: session.current.price) : .zero
+                if converted {
+                    metrics.revenue.increment(by: session.current.price.units)
+                    metrics.payout.increment(by: payout.units)
+                }
                 return CallEventOutcome(status: status, routing: nil, payout: payout)
             }
         } catch let error as PostError {
