@@ -559,8 +559,8 @@ struct ConfigLoaderTests {
                                                 message: "must be an http:// or https:// URL, got \"mailto:ops@example.com\"")))
     }
 
-    /// BUG (see report): an invalid post URL is also reported as "post: is required for a buyer of
-    /// lead campaigns", which is false (post is there) and doubles the problem.
+    /// Regression: an invalid post URL was also reported as "post: is required for a buyer of
+    /// lead campaigns", which is false (post is there) and doubled the problem.
     @Test func invalidPostURLIsReportedOnce() throws {
         try expectSingleProblem(buyerFixture("""
             id: b1

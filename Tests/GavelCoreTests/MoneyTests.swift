@@ -44,10 +44,10 @@ struct MoneyTests {
         #expect(Money(decimal: "-9999999999999999999999999", allowNegative: true) == nil)
     }
 
-    /// BUG (see report): a 15-digit whole part passes the `whole < 10^14` guard and then
-    /// `whole * Money.scale` overflows Int64, trapping the process. Any buyer bid or seller lead
-    /// field with a rule min/max reaches this parser, so remote input can crash the exchange.
-    /// The exit test runs the parse in a child process; it must not crash and must return nil.
+    /// Regression: a 15-digit whole part used to pass the length guard and then overflow Int64 in
+    /// `whole * Money.scale`, trapping the process. Buyer bids and lead fields under a min/max rule
+    /// reach this parser, so remote input could crash the exchange. The exit test runs the parse in a
+    /// child process: it must not crash, and must return nil.
     @Test func fifteenDigitWholePartDoesNotCrash() async {
         // 999,999,999,999,999 * 10,000 does not fit in Int64: the only correct answer is nil.
         await #expect(processExitsWith: .success) {
@@ -115,8 +115,8 @@ struct MoneyTests {
         #expect(Money(25).share(basisPoints: 0) == .zero)
     }
 
-    /// BUG (see report): `share` multiplies `units * basisPoints` in Int64, which overflows for
-    /// prices above about 92 billion at 100% (about 1.3 trillion at 70%) — amounts `Money(decimal:)` accepts.
+    /// Regression: `share` used to multiply `units * basisPoints` in Int64, which overflowed for
+    /// large prices that `Money(decimal:)` accepts.
     @Test func shareOfLargeAcceptedPriceDoesNotCrash() async {
         await #expect(processExitsWith: .success) {
             let price = Money(decimal: "10000000000000")!  // 10^13, accepted by the parser

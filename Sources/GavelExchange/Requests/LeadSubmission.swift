@@ -104,14 +104,14 @@ public struct LeadSubmission: Sendable {
             throw .invalid(field, "needs an email or a phone so the buyer can reach the consumer", code: "missing_field")
         }
         if let email {
-            let parts = email.split(separator: "@")
-            guard parts.count == 2, parts[1].contains("."), !email.contains(" ") else {
+            let parts = email.split(separator: "@", omittingEmptySubsequences: false)
+            guard parts.count == 2, !parts[0].isEmpty, parts[1].contains("."), !parts[1].hasSuffix("."), !email.contains(" ") else {
                 throw .invalid("\(field).email", "must be an email address such as jo@example.com")
             }
         }
         if let phone {
-            let digits = phone.filter(\.isNumber)
-            guard (10...15).contains(digits.count), phone.allSatisfy({ $0.isNumber || "+-() .".contains($0) }) else {
+            let digits = phone.filter { $0.isASCII && $0.isNumber }
+            guard (10...15).contains(digits.count), phone.allSatisfy({ ($0.isASCII && $0.isNumber) || "+-() .".contains($0) }) else {
                 throw .invalid("\(field).phone", "must be a phone number with 10 to 15 digits, such as +15551234567")
             }
         }

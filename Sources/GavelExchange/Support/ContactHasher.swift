@@ -24,7 +24,7 @@ public struct ContactHasher: Sendable {
 
     /// The hash of a phone number, by its last 10 digits so `+1 (555) 123-4567` equals `5551234567`.
     public func hash(phoneNumber: String) -> String {
-        hash("phone:" + String(phoneNumber.filter(\.isNumber).suffix(10)))
+        hash("phone:" + String(phoneNumber.filter { $0.isASCII && $0.isNumber }.suffix(10)))
     }
 
     private func hash(_ text: String) -> String {

@@ -60,7 +60,7 @@ final class TestExchange: @unchecked Sendable {
             } else {
                 lines.append("ping: {url: \"\(ping)\", timeout_ms: 2000}")
             }
-            if buyer.campaign != "calls" { lines.append("post: {url: \"\(fleet.postURL(for: buyer.id))\", timeout_ms: 2000}") }
+            if buyer.campaign != "calls" { lines.append("post: {url: \"\(fleet.postURL(for: buyer.id))\", timeout_ms: 8000}") }
             let text = (lines + [buyer.yaml]).joined(separator: "\n")
             try text.write(to: configDirectory.appendingPathComponent("buyers/\(buyer.id).yaml"), atomically: true, encoding: .utf8)
         }
