@@ -1,0 +1,48 @@
+/// The standard scenarios of `LoadTests/run.sh`; `--scenario` fills in their settings.
+///
+/// Each lead scenario has its own campaign and its own ten buyers in `LoadTests/fleets/scenarios.json`,
+/// told apart by the buyer id's prefix; `make-config` writes the exchange config that wires them up.
+struct Scenario: Sendable {
+    var id: String
+    var title: String
+    /// `leads` against the exchange, or `raw` fan-out straight to the buyers.
+    var mode: Mode
+    var campaign: String
+    /// Buyers whose fleet id starts with this take part.
+    var buyerPrefix: String
+    /// The round budget (`tmax_ms`).
+    var tmaxMs: Int
+    /// The buyers' own time in every round, subtracted to give the exchange's added latency.
+    var buyerTimeMs: Double?
+    var buyers = 10
+    /// Every buyer is pinged in every round (no faults, so no health back-off): fewer pings per
+    /// auction than buyers means the exchange backed buyers off, a sign of overload.
+    var everyBuyerPinged = true
+
+    enum Mode: String, Sendable { case leads, raw }
+
+    /// When bidding closes: the exchange's default of 60% of the budget.
+    var pingTimeoutMs: Int { max(1, tmaxMs * 6 / 10) }
+
+    static let all: [Scenario] = [
+        Scenario(id: "S0", title: "added latency", mode: .leads, campaign: "s0", buyerPrefix: "s0-", tmaxMs: 1000, buyerTimeMs: 10),
+        Scenario(id: "S1", title: "capacity", mode: .leads, campaign: "s1", buyerPrefix: "s1-", tmaxMs: 150),
+        Scenario(id: "S2", title: "faults", mode: .leads, campaign: "s2", buyerPrefix: "s2-", tmaxMs: 150,
+                 everyBuyerPinged: false),
+        Scenario(id: "S3", title: "raw fan-out ceiling", mode: .raw, campaign: "s1", buyerPrefix: "s1-", tmaxMs: 150),
+        Scenario(id: "S4", title: "soak", mode: .leads, campaign: "s1", buyerPrefix: "s1-", tmaxMs: 150),
+    ]
+
+    static func named(_ id: String) -> Scenario? {
+        all.first { $0.id.caseInsensitiveCompare(id) == .orderedSame }
+    }
+
+    /// The campaigns the exchange config needs, each with its budget and buyer prefix.
+    static var campaigns: [(id: String, tmaxMs: Int, buyerPrefix: String)] {
+        var seen: Set<String> = []
+        return all.compactMap { scenario in
+            guard scenario.mode == .leads, seen.insert(scenario.campaign).inserted else { return nil }
+            return (scenario.campaign, scenario.tmaxMs, scenario.buyerPrefix)
+        }
+    }
+}

@@ -1,0 +1,235 @@
+import ArgumentParser
+import Foundation
+
+/// `gavel-load summary DIR`: the one table of a `run.sh` run, and the targets met or missed.
+struct Summary: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Print one table for the scenario results (S0…S4) in a directory, and the targets.")
+
+    @Argument(help: "Directory holding the JSON results of gavel-load leads/raw.")
+    var directory: String
+
+    func run() throws {
+        let files = try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasSuffix(".json") }.sorted()
+        var byScenario: [String: RunResult] = [:]
+        for file in files {
+            guard let result = try? Report.read((directory as NSString).appendingPathComponent(file)),
+                  let scenario = result.scenario else { continue }
+            if let existing = byScenario[scenario], existing.startedAt > result.startedAt { continue }
+            byScenario[scenario] = result
+        }
+        guard !byScenario.isEmpty else { throw ValidationError("no scenario results in \(directory)") }
+        for line in SummaryTable(results: byScenario).lines() { Console.out(line) }
+    }
+}
+
+/// Builds the summary's lines from the latest result of each scenario.
+struct SummaryTable {
+    var results: [String: RunResult]
+
+    func lines() -> [String] {
+        var lines: [String] = []
+        if let machine = results.values.first?.machine {
+            lines.append("machine: \(machine.cpuModel), \(machine.cores) cores, \(String(format: "%.1f", machine.memoryGiB)) GiB, Linux \(machine.kernel);"
+                         + " generator, buyers and exchange share it"
+                         + (machine.loadAverage.map { String(format: "; load average %.2f at the start", $0) } ?? ""))
+        }
+        lines.append("latency in ms from each request's intended start (open loop); S0 rows show the added latency (minus the buyers' 10 ms)")
+        lines.append(Report.pad("scenario", 14) + " " + Report.header)
+        for id in ["S0", "S1", "S2", "S3", "S4"] {
+            guard let result = results[id] else { continue }
+            let name = Scenario.named(id).map { "\(id) \($0.title.split(separator: " ").first ?? "")" } ?? id
+            for step in result.steps {
+                var shown = step
+                if let buyerTime = result.buyerTimeMs { shown.latency = shown.latency.shifted(by: -buyerTime) }
+                lines.append(Report.pad(name, 14) + " " + Report.row(shown) + (Self.marksSaturation(step, in: result) ? "  (saturated)" : ""))
+            }
+        }
+        lines.append("")
+        lines.append(contentsOf: notes())
+        lines.append("")
+        lines.append("targets (2 cores, generator + buyers + exchange on one machine):")
+        lines.append(contentsOf: targets().map { target in
+            let verdict = target.met.map { $0 ? "MET" : "MISSED" } ?? "n/a"
+            return "  [\(verdict)] \(target.name): \(target.detail)"
+        })
+        return lines
+    }
+
+    /// Step searches (S1, S3) mark every saturated step; fixed-rate scenarios only real overload, since a
+    /// p99 at the budget is what S2 measures, and its overruns column says so already.
+    static func marksSaturation(_ step: StepResult, in result: RunResult) -> Bool {
+        guard step.saturated else { return false }
+        return result.peakRate != nil || step.saturationReasons.contains { !$0.hasPrefix("p99") }
+    }
+
+    // MARK: Notes per scenario
+
+    private func notes() -> [String] {
+        var notes: [String] = []
+        if let s0 = results["S0"] {
+            for step in s0.steps {
+                guard let readback = step.readback, let duration = readback.exchangeDuration, let overhead = readback.exchangeOverhead else { continue }
+                notes.append("S0 \(Report.count(step.targetRate))/s, exchange's own view (\(duration.count) rounds read back): round duration p50 \(Report.ms(duration.p50))"
+                             + " p99 \(Report.ms(duration.p99)); slowest ping p50 \(Report.ms(readback.slowestPing?.p50 ?? 0)) p99 \(Report.ms(readback.slowestPing?.p99 ?? 0));"
+                             + " duration less slowest ping and posts p50 \(Report.ms(overhead.p50)) p99 \(Report.ms(overhead.p99)) ms")
+            }
+        }
+        if let s1 = results["S1"] {
+            notes.append("S1 capacity: " + capacity(s1))
+        }
+        if let s2 = results["S2"], let step = s2.steps.last {
+            notes.append("S2 faults (budget \(s2.tmaxMs) ms, 2 hanging, 1 garbage, 1 resetting buyer): \(step.overruns) of \(step.ok) answers past the budget"
+                         + String(format: " (%.2f%%)", step.ok == 0 ? 0 : Double(step.overruns) * 100 / Double(step.ok))
+                         + "; overrun p99 \(Report.ms(step.overrun.p99)) ms, p99.9 \(Report.ms(step.overrun.p999)) ms, max \(Report.ms(step.overrun.max)) ms;"
+                         + " latency p99 \(Report.ms(step.latency.p99)), max \(Report.ms(step.latency.max)) ms")
+        }
+        if let s3 = results["S3"] {
+            var line = "S3 ceiling: raw fan-out " + capacity(s3)
+            if let ratio = ceilingRatio() {
+                line += String(format: "; exchange (S1) at %.0f%% of the raw pings/s", ratio * 100)
+            }
+            notes.append(line)
+        }
+        if let s4 = results["S4"], let step = s4.steps.first {
+            var line = "S4 soak \(Int(step.seconds)) s at \(Report.count(step.targetRate))/s:"
+            if let rss = step.rss {
+                line += " RSS start \(Report.mib(rss.startKiB)) MiB"
+                if let warm = step.windows.first?.rssKiB { line += ", after the first window \(Report.mib(warm)) MiB" }
+                line += ", end \(Report.mib(rss.endKiB)) MiB, max \(Report.mib(rss.maxKiB)) MiB;"
+            }
+            if let first = step.windows.first, let last = step.windows.last, step.windows.count > 1 {
+                line += " p99 first \(Int(first.seconds)) s \(Report.ms(first.latency.p99)) ms, last \(Int(last.seconds)) s \(Report.ms(last.latency.p99)) ms"
+            }
+            notes.append(line)
+        }
+        return notes
+    }
+
+    private func capacity(_ result: RunResult) -> String {
+        var text: String
+        if let sustained = result.sustainedRate {
+            text = "sustained \(Report.count(sustained)) auctions/s"
+            if let pings = result.sustainedPingsPerSecond { text += " = \(Report.count(pings)) pings/s" }
+        } else {
+            text = "no step below saturation"
+        }
+        if let saturated = result.steps.first(where: \.saturated) {
+            text += "; \(Report.count(saturated.targetRate))/s saturated: achieved \(Report.count(saturated.achievedRate))/s"
+                + String(format: ", %.0f%% sold", saturated.soldPercent)
+                + (saturated.pingsPerSecond.map { ", \(Report.count($0)) pings/s" } ?? "")
+                + " (" + saturated.saturationReasons.joined(separator: "; ") + ")"
+        } else {
+            text += " (never saturated: raise the rates)"
+        }
+        return text
+    }
+
+    /// Exchange pings/s at its sustained rate over raw fan-out pings/s at its sustained rate.
+    private func ceilingRatio() -> Double? {
+        guard let exchange = results["S1"]?.sustainedPingsPerSecond, let raw = results["S3"]?.sustainedPingsPerSecond, raw > 0 else { return nil }
+        return exchange / raw
+    }
+
+    // MARK: Targets
+
+    struct Target {
+        var name: String
+        /// nil: not measured in this run.
+        var met: Bool?
+        var detail: String
+    }
+
+    /// A soak shorter than this says little about memory: SQLite's caches are still filling.
+    static let shortestConclusiveSoak = 300.0
+
+    func targets() -> [Target] {
+        var targets: [Target] = []
+
+        let s0 = results["S0"].flatMap { result in result.steps.first { $0.targetRate == 1000 }.map { (result, $0) } }
+        if let (result, step) = s0 {
+            let added = step.latency.p99 - (result.buyerTimeMs ?? 0)
+            targets.append(Target(name: "added latency p99 <= 1 ms at 1,000 auctions/s x 10 buyers", met: added <= 1 && !step.saturated,
+                                  detail: "\(Report.ms(added)) ms" + (added > 1 ? " (over by \(Report.ms(added - 1)) ms)" : "")
+                                      + (step.saturated ? "; step saturated" : "")))
+        } else {
+            targets.append(Target(name: "added latency p99 <= 1 ms at 1,000 auctions/s x 10 buyers", met: nil, detail: "S0 at 1,000/s not run"))
+        }
+
+        if let s2 = results["S2"], let step = s2.steps.last {
+            let overrun = step.overrun.p99
+            targets.append(Target(name: "budget overrun p99 <= 2 ms with hanging buyers", met: overrun <= 2,
+                                  detail: "\(Report.ms(overrun)) ms at \(Report.count(step.targetRate))/s, max \(Report.ms(step.overrun.max)) ms"
+                                      + (overrun > 2 ? " (over by \(Report.ms(overrun - 2)) ms)" : "")))
+        } else {
+            targets.append(Target(name: "budget overrun p99 <= 2 ms with hanging buyers", met: nil, detail: "S2 not run"))
+        }
+
+        if let s1 = results["S1"] {
+            let sustained = s1.sustainedRate ?? 0
+            targets.append(Target(name: "saturation >= 3,000 auctions/s x 10 buyers", met: sustained >= 3000,
+                                  detail: "\(Report.count(sustained)) auctions/s" + (sustained < 3000 ? String(format: " (%.0f%% of the target)", sustained / 30) : "")))
+        } else {
+            targets.append(Target(name: "saturation >= 3,000 auctions/s x 10 buyers", met: nil, detail: "S1 not run"))
+        }
+
+        if let ratio = ceilingRatio() {
+            targets.append(Target(name: ">= 60% of the raw fan-out ceiling (pings/s)", met: ratio >= 0.6,
+                                  detail: String(format: "%.0f%%", ratio * 100) + (ratio < 0.6 ? String(format: " (short by %.0f points)", (0.6 - ratio) * 100) : "")))
+        } else {
+            targets.append(Target(name: ">= 60% of the raw fan-out ceiling (pings/s)", met: nil, detail: "S1 and S3 both needed"))
+        }
+
+        if let step = results["S4"]?.steps.first, let rss = step.rss {
+            let warm = step.windows.first?.rssKiB ?? rss.startKiB
+            let growth = Double(rss.endKiB - warm) / Double(max(1, warm))
+            let detail = "\(Report.mib(warm)) -> \(Report.mib(rss.endKiB)) MiB (" + String(format: "%+.1f%%", growth * 100) + ")"
+            if step.seconds < Self.shortestConclusiveSoak {
+                targets.append(Target(name: "RSS flat over the soak once warm", met: nil,
+                                      detail: detail + "; a \(Int(step.seconds)) s soak is too short to judge (\(Int(Self.shortestConclusiveSoak)) s or more)"))
+            } else {
+                targets.append(Target(name: "RSS flat over the soak once warm (<= 10% growth after the first window)", met: growth <= 0.10,
+                                      detail: detail))
+            }
+        } else {
+            targets.append(Target(name: "RSS flat over the soak once warm", met: nil, detail: "S4 not run with --watch-pid"))
+        }
+        return targets
+    }
+}
+
+extension LatencySummary {
+    /// Every percentile moved by `ms` (never below zero): S0's added latency.
+    func shifted(by ms: Double) -> LatencySummary {
+        var copy = self
+        func shift(_ value: Double) -> Double { Swift.max(0, ((value + ms) * 1000).rounded() / 1000) }
+        copy.p50 = shift(p50)
+        copy.p90 = shift(p90)
+        copy.p99 = shift(p99)
+        copy.p999 = shift(p999)
+        copy.max = shift(max)
+        copy.mean = shift(mean)
+        return copy
+    }
+}
+
+/// `gavel-load get FILE KEY`: one top-level number of a result file, for scripts (e.g. S4's rate).
+struct Get: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Print one top-level value of a result file (e.g. sustainedRate).")
+
+    @Argument(help: "A JSON result file.")
+    var file: String
+
+    @Argument(help: "A top-level key: sustainedRate, peakRate, sustainedPingsPerSecond, tmaxMs, …")
+    var key: String
+
+    func run() throws {
+        let object = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: file))) as? [String: Any]
+        guard let value = object?[key], !(value is NSNull) else { throw ExitCode(1) }
+        if let number = value as? Double {
+            Console.out(number.rounded() == number ? String(Int(number)) : String(number))
+        } else {
+            Console.out("\(value)")
+        }
+    }
+}
