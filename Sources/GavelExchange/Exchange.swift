@@ -35,7 +35,7 @@ public final class Exchange: Sendable {
         public var recordReserveMs: Int
         public var health: BuyerLedger.HealthPolicy
 
-        public init(hashKey: String = "gavel-development-hash-key", minimumPostMs: Int = 10, recordReserveMs: Int = 3,
+        public init(hashKey: String = "gavel-development-hash-key", minimumPostMs: Int = 10, recordReserveMs: Int = 10,
                     health: BuyerLedger.HealthPolicy = .init()) {
             self.hashKey = hashKey
             self.minimumPostMs = minimumPostMs
@@ -247,6 +247,7 @@ public final class Exchange: Sendable {
                 auctionID: context.auctionID, campaign: campaign, lead: context.lead, caller: caller, consent: context.consent)
             let engine = self.engine
             let isCall = campaign.kind == .call
+            var locallyFailed = Set<String>()
             await withTaskGroup(of: (Buyer, HTTPResult).self) { group in
                 for (buyer, tmax) in targets {
                     guard let ping = buyer.ping else { continue }
@@ -255,6 +256,8 @@ public final class Exchange: Sendable {
                 }
                 for await (buyer, result) in group {
                     let buyerID = buyer.id
+                    // The exchange's own overload is not the buyer's failure: keep it out of health.
+                    if case .failure(let error) = result, error.isLocal { locallyFailed.insert(buyerID) }
                     var (answer, latency) = Exchange.interpretPing(result, mapping: buyer.response)
                     if isCall { answer = Exchange.checkCallBid(answer, buyer: buyer) }
                     _ = round.receive(answer, from: buyerID, latencyUs: latency)
@@ -262,7 +265,7 @@ public final class Exchange: Sendable {
             }
             var failed: [String] = []
             var answered: [String] = []
-            for entry in round.entries where entry.tmaxMs != nil {
+            for entry in round.entries where entry.tmaxMs != nil && !locallyFailed.contains(entry.buyerID) {
                 switch entry.reason {
                 case .timeout?, .unreachable?, .badResponse?, .httpError?: failed.append(entry.buyerID)
                 default: answered.append(entry.buyerID)

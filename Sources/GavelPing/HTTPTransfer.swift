@@ -46,7 +46,7 @@ public struct HTTPResponse: Sendable {
 /// Why a transfer produced no HTTP answer.
 public struct HTTPTransferError: Error, Hashable, Sendable, CustomStringConvertible {
     private enum Code: Hashable, Sendable {
-        case timeout, refused, dns, connectionLost, tooLarge, protocolError, badURL, shutdown, other
+        case timeout, notSent, refused, dns, connectionLost, tooLarge, protocolError, badURL, shutdown, other
     }
 
     private let code: Code
@@ -63,6 +63,8 @@ public struct HTTPTransferError: Error, Hashable, Sendable, CustomStringConverti
 
     /// The deadline passed before the answer was complete.
     public static func timeout(_ detail: String, latencyUs: Int) -> Self { .init(.timeout, detail: detail, latencyUs: latencyUs) }
+    /// The deadline passed while the request still waited in the engine's queue: the peer never saw it.
+    public static func notSent(_ detail: String, latencyUs: Int) -> Self { .init(.notSent, detail: detail, latencyUs: latencyUs) }
     /// Nothing listens, or the connection attempt failed.
     public static func refused(_ detail: String, latencyUs: Int) -> Self { .init(.refused, detail: detail, latencyUs: latencyUs) }
     /// The host name did not resolve.
@@ -79,7 +81,9 @@ public struct HTTPTransferError: Error, Hashable, Sendable, CustomStringConverti
     public static func shutdown() -> Self { .init(.shutdown, detail: "engine is shutting down", latencyUs: 0) }
     static func other(_ detail: String, latencyUs: Int) -> Self { .init(.other, detail: detail, latencyUs: latencyUs) }
 
-    public var isTimeout: Bool { code == .timeout }
+    public var isTimeout: Bool { code == .timeout || code == .notSent }
+    /// The failure is the sender's (overloaded, shutting down), not the peer's: it says nothing of the peer's health.
+    public var isLocal: Bool { code == .notSent || code == .shutdown }
     public var isTooLarge: Bool { code == .tooLarge }
     public var isProtocolError: Bool { code == .protocolError }
     /// Refused, unresolvable, reset: the buyer could not be reached.
@@ -89,6 +93,7 @@ public struct HTTPTransferError: Error, Hashable, Sendable, CustomStringConverti
     public var shortDescription: String {
         switch code {
         case .timeout: return "timeout"
+        case .notSent: return "not_sent"
         case .refused: return "refused"
         case .dns: return "dns"
         case .connectionLost: return "connection_lost"

@@ -37,7 +37,7 @@ final class Transfer: @unchecked Sendable {
             return .badURL("only http and https URLs are allowed", latencyUs: 0)
         }
         let remainingMs = request.timeoutMs - elapsedUs / 1000
-        guard remainingMs > 0 else { return .timeout("deadline passed before the request was sent", latencyUs: elapsedUs) }
+        guard remainingMs > 0 else { return .notSent("deadline passed before the request was sent", latencyUs: elapsedUs) }
         guard let easy = multi.takeEasyHandle() else { return .other("curl_easy_init failed", latencyUs: 0) }
 
         _ = ccurl_easy_setopt_string(easy, CURLOPT_URL, request.url)

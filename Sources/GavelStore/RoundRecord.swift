@@ -36,6 +36,8 @@ public struct RoundRecord: Sendable {
     public var openReasons: [String: String]
     /// Calls: the lifecycle events so far.
     public var events: [CallEventRecord]
+    /// Whether an earlier record of this round may exist: two-phase pings (`png_`) and calls.
+    public var replacesEarlierRecord: Bool { kind == .call || id.hasPrefix("png_") }
     /// Calls: where the call came from (tracking number session, source, keyword), as JSON text.
     public var attributionJSON: String?
 

@@ -101,10 +101,13 @@ public final class RoundStore: Sendable {
     }
 
     private static func insert(_ record: RoundRecord, into db: Database) throws {
-        // A final round may replace its own earlier `pinged` record (two-phase ping then post).
-        try db.cachedStatement(sql: "DELETE FROM round_buyers WHERE round_id = ?").execute(arguments: [record.id])
-        try db.cachedStatement(sql: "DELETE FROM post_attempts WHERE round_id = ?").execute(arguments: [record.id])
-        try db.cachedStatement(sql: "DELETE FROM call_events WHERE round_id = ?").execute(arguments: [record.id])
+        // A round may replace its own earlier record (a ping then its post; a call's lifecycle).
+        // A plain lead round is written once, so it skips the deletes.
+        if record.replacesEarlierRecord {
+            try db.cachedStatement(sql: "DELETE FROM round_buyers WHERE round_id = ?").execute(arguments: [record.id])
+            try db.cachedStatement(sql: "DELETE FROM post_attempts WHERE round_id = ?").execute(arguments: [record.id])
+            try db.cachedStatement(sql: "DELETE FROM call_events WHERE round_id = ?").execute(arguments: [record.id])
+        }
         try db.cachedStatement(sql: """
             INSERT OR REPLACE INTO rounds
               (id, kind, seller_id, campaign_id, phase, status, created_at_ms, tmax_ms, duration_us, winner_id, price, payout, lead_json,
