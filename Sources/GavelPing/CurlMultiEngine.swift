@@ -5,10 +5,9 @@ import Synchronization
 
 /// Sends HTTP requests through one libcurl multi handle owned by a dedicated thread.
 ///
-/// Callers `await send(_:)`; the request goes onto a lock-protected queue, an eventfd rouses the
-/// loop, and the loop resumes the caller's continuation when the transfer ends. The loop uses
-/// libcurl's socket interface with epoll, so each wake touches only the sockets that are ready:
-/// thousands of transfers share the thread, and connections are kept alive across requests.
+/// Callers `await send(_:)`; the request goes onto a lock-protected queue, `curl_multi_wakeup`
+/// rouses the loop, and the loop resumes the caller's continuation when the transfer ends.
+/// Thousands of transfers share the thread, and connections are kept alive across requests.
 public final class CurlMultiEngine: Sendable {
     public struct Configuration: Sendable {
         /// Answers larger than this fail as `tooLarge`.
@@ -98,9 +97,10 @@ public final class CurlMultiEngine: Sendable {
                     inFlight += 1
                 }
             }
-            if shuttingDown && inFlight == 0 { break }
-            multi.waitAndDispatch(maxWaitMs: 1000)
+            multi.perform()
             inFlight -= multi.drainCompleted()
+            if shuttingDown && inFlight == 0 { break }
+            multi.poll(timeoutMs: 1000)
         }
         logger.debug("curl engine stopped")
         stopped.signal()
@@ -113,53 +113,25 @@ enum CurlGlobal {
     static func initialize() { _ = once }
 }
 
-/// Owns the `CURLM` handle, its epoll set and a pool of easy handles.
+/// Owns the `CURLM` handle and a pool of easy handles.
 ///
-/// `@unchecked Sendable`: every method but `wakeup` runs on the engine thread only, and so do the
-/// libcurl callbacks (they are called from inside `curl_multi_socket_action`); `wakeup` only
-/// writes to an eventfd, which is safe from any thread.
+/// `@unchecked Sendable`: every method but `wakeup` runs on the engine thread only;
+/// `curl_multi_wakeup` is documented as callable from any thread.
 final class CurlMulti: @unchecked Sendable {
     let handle: UnsafeMutableRawPointer
-    private let epoll: Int32
-    private let wakeFD: Int32
     private var idleEasyHandles: [UnsafeMutableRawPointer] = []
-    /// Sockets libcurl asked us to watch.
-    private var watched: Set<Int32> = []
-    /// When libcurl wants `CURL_SOCKET_TIMEOUT`, as set by its timer callback.
-    private var timerDeadline: DispatchTime?
-    private var readyFDs = [Int32](repeating: 0, count: Int(CCURL_EPOLL_BATCH))
-    private var readyEvents = [UInt32](repeating: 0, count: Int(CCURL_EPOLL_BATCH))
 
     init(maxConnects: Int) {
         handle = curl_multi_init()
-        epoll = epoll_create1(Int32(EPOLL_CLOEXEC))
-        wakeFD = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
-        _ = ccurl_epoll_ctl(epoll, EPOLL_CTL_ADD, wakeFD, EPOLLIN.rawValue)
         _ = ccurl_multi_setopt_long(handle, CURLMOPT_MAXCONNECTS, maxConnects)
-        let me = Unmanaged.passUnretained(self).toOpaque()
-        _ = ccurl_multi_setopt_pointer(handle, CURLMOPT_SOCKETDATA, me)
-        _ = ccurl_multi_setopt_pointer(handle, CURLMOPT_TIMERDATA, me)
-        _ = ccurl_multi_setopt_socket_function(handle) { _, socket, what, userp, _ in
-            guard let userp else { return 0 }
-            Unmanaged<CurlMulti>.fromOpaque(userp).takeUnretainedValue().watch(socket: socket, what: what)
-            return 0
-        }
-        _ = ccurl_multi_setopt_timer_function(handle) { _, timeoutMs, userp in
-            guard let userp else { return 0 }
-            let multi = Unmanaged<CurlMulti>.fromOpaque(userp).takeUnretainedValue()
-            multi.timerDeadline = timeoutMs < 0 ? nil : DispatchTime.now() + .milliseconds(timeoutMs)
-            return 0
-        }
     }
 
     deinit {
         for easy in idleEasyHandles { curl_easy_cleanup(easy) }
         curl_multi_cleanup(handle)
-        close(epoll)
-        close(wakeFD)
     }
 
-    func wakeup() { ccurl_eventfd_signal(wakeFD) }
+    func wakeup() { curl_multi_wakeup(handle) }
 
     func takeEasyHandle() -> UnsafeMutableRawPointer? {
         if let easy = idleEasyHandles.popLast() {
@@ -169,56 +141,13 @@ final class CurlMulti: @unchecked Sendable {
         return curl_easy_init()
     }
 
-    /// libcurl's socket callback: start, change or stop watching a socket.
-    private func watch(socket: curl_socket_t, what: Int32) {
-        if what == CURL_POLL_REMOVE {
-            if watched.remove(socket) != nil { _ = ccurl_epoll_ctl(epoll, EPOLL_CTL_DEL, socket, 0) }
-            return
-        }
-        var events: UInt32 = 0
-        if what == CURL_POLL_IN || what == CURL_POLL_INOUT { events |= EPOLLIN.rawValue }
-        if what == CURL_POLL_OUT || what == CURL_POLL_INOUT { events |= EPOLLOUT.rawValue }
-        if watched.insert(socket).inserted {
-            _ = ccurl_epoll_ctl(epoll, EPOLL_CTL_ADD, socket, events)
-        } else {
-            _ = ccurl_epoll_ctl(epoll, EPOLL_CTL_MOD, socket, events)
-        }
+    func perform() {
+        var running: Int32 = 0
+        curl_multi_perform(handle, &running)
     }
 
-    /// Waits for ready sockets, the eventfd or libcurl's timer, and lets libcurl act on them.
-    func waitAndDispatch(maxWaitMs: Int32) {
-        var waitMs = maxWaitMs
-        if let deadline = timerDeadline {
-            let now = DispatchTime.now().uptimeNanoseconds
-            let due = deadline.uptimeNanoseconds
-            // Round up: waking a little late costs nothing, waking early spins.
-            waitMs = due <= now ? 0 : min(maxWaitMs, Int32((due - now + 999_999) / 1_000_000))
-        }
-        let count = readyFDs.withUnsafeMutableBufferPointer { fds in
-            readyEvents.withUnsafeMutableBufferPointer { events in
-                ccurl_epoll_wait(epoll, fds.baseAddress, events.baseAddress, waitMs)
-            }
-        }
-        var running: Int32 = 0
-        if count > 0 {
-            for index in 0..<Int(count) {
-                let fd = readyFDs[index]
-                let events = readyEvents[index]
-                if fd == wakeFD {
-                    ccurl_eventfd_drain(wakeFD)
-                    continue
-                }
-                var mask: Int32 = 0
-                if events & EPOLLIN.rawValue != 0 { mask |= CURL_CSELECT_IN }
-                if events & EPOLLOUT.rawValue != 0 { mask |= CURL_CSELECT_OUT }
-                if events & (EPOLLERR.rawValue | EPOLLHUP.rawValue) != 0 { mask |= CURL_CSELECT_ERR }
-                curl_multi_socket_action(handle, fd, mask, &running)
-            }
-        }
-        if let deadline = timerDeadline, deadline <= DispatchTime.now() {
-            timerDeadline = nil
-            curl_multi_socket_action(handle, ccurl_socket_timeout, 0, &running)
-        }
+    func poll(timeoutMs: Int32) {
+        curl_multi_poll(handle, nil, 0, timeoutMs, nil)
     }
 
     /// Finishes every completed transfer; returns how many.
