@@ -265,8 +265,15 @@ public final class Exchange: Sendable {
             }
             var failed: [String] = []
             var answered: [String] = []
-            for entry in round.entries where entry.tmaxMs != nil && !locallyFailed.contains(entry.buyerID) {
+            let pinged = round.entries.filter { $0.tmaxMs != nil && !locallyFailed.contains($0.buyerID) }
+            // When most of a round's buyers time out together, the likelier cause is the exchange
+            // (overloaded, or its network), not each buyer: backing them all off would turn an
+            // overload into a collapse. Their timeouts then do not count; other failures still do.
+            let timeouts = pinged.filter { $0.reason == .timeout }.count
+            let exchangeSuspect = pinged.count >= 3 && timeouts * 2 >= pinged.count
+            for entry in pinged {
                 switch entry.reason {
+                case .timeout? where exchangeSuspect: continue
                 case .timeout?, .unreachable?, .badResponse?, .httpError?: failed.append(entry.buyerID)
                 default: answered.append(entry.buyerID)
                 }

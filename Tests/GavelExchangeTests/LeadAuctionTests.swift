@@ -94,6 +94,33 @@ struct LeadAuctionTests {
         await harness.shutdown()
     }
 
+    @Test func aBuyerThatKeepsFailingIsBackedOffButAnOverloadedRoundBlamesNoOne() async throws {
+        var hung = BuyerBehavior(latency: .fixed(ms: 1))
+        hung.fault = .hang
+        let harness = try await TestExchange(buyers: [
+            TestExchange.BuyerSpec(id: "hangs", behavior: hung, campaign: "tiny"),
+            TestExchange.BuyerSpec(id: "fine-1", behavior: BuyerBehavior(latency: .fixed(ms: 1)), campaign: "tiny"),
+            TestExchange.BuyerSpec(id: "fine-2", behavior: BuyerBehavior(latency: .fixed(ms: 1)), campaign: "tiny"),
+        ])
+        var reasons: [String?] = []
+        for index in 0..<6 {
+            let result = try await harness.runLead(TestExchange.lead(email: "h\(index)@example.com", campaign: "tiny"))
+            reasons.append(try await harness.round(result.auctionID).reason(of: "hangs"))
+        }
+        // Five timeouts in a row, then the exchange stops pinging it for a while.
+        #expect(reasons.prefix(5).allSatisfy { $0 == "timeout" })
+        #expect(reasons.last == "unhealthy")
+        await harness.shutdown()
+
+        // Every buyer of the round timing out at once points at the exchange: nobody is backed off.
+        let stalled = try await TestExchange(buyers: ["a", "b", "c"].map { TestExchange.BuyerSpec(id: $0, behavior: hung, campaign: "tiny") })
+        for index in 0..<6 {
+            let result = try await stalled.runLead(TestExchange.lead(email: "s\(index)@example.com", campaign: "tiny"))
+            #expect(try await stalled.round(result.auctionID).reason(of: "a") == "timeout")
+        }
+        await stalled.shutdown()
+    }
+
     @Test func belowFloorBidsDoNotWin() async throws {
         let harness = try await TestExchange(buyers: [
             bidder("under", bid: "0.50"),
