@@ -65,7 +65,9 @@ public struct GavelServer: Sendable {
         serverLogger.logLevel = max(logger.logLevel, .notice)
         return Application(
             router: router,
-            configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: "gavel"),
+            // A burst of sellers' connections must queue, not be dropped: a dropped SYN costs the
+            // caller a 1 s retransmit, which is the whole budget (Linux caps this at somaxconn).
+            configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: "gavel", backlog: 4096),
             onServerRunning: { channel in await onListening(channel.localAddress?.port ?? 0) },
             logger: serverLogger
         )
