@@ -120,7 +120,7 @@ public final class Exchange: Sendable {
         let expiresAtMs = (round.closedAtMs ?? context.createdAtMs) + Int64(top?.expiresInS ?? context.campaign.bidHoldS) * 1000
         let status = top == nil ? "no_bid" : "bid"
         let record = roundRecord(round, context: context, phase: .pinged, status: status, sale: nil, increments: [])
-        do { try await store.record(record) } catch { throw .storage("\(error)") }
+        try await persist(record)
         metrics.recordRound(kind: .lead, status: status, durationUs: record.durationUs, entries: round.entries)
         if top != nil { await held.hold(.init(round: round, context: context, expiresAtMs: expiresAtMs), id: context.auctionID) }
         logger.debug("ping round held", metadata: ["auction_id": "\(context.auctionID)", "status": "\(status)"])
@@ -362,12 +362,7 @@ public final class Exchange: Sendable {
         let sale = outcome.sale
         let status = sale == nil ? "unsold" : "sold"
         let record = roundRecord(round, context: context, phase: .final, status: status, sale: sale, increments: increments)
-        do {
-            try await store.record(record)
-        } catch {
-            logger.error("round not recorded", metadata: ["auction_id": "\(context.auctionID)", "error": "\(error)"])
-            throw .storage("\(error)")
-        }
+        try await persist(record)
         metrics.recordRound(kind: context.campaign.kind, status: status, durationUs: record.durationUs, entries: round.entries)
         if let sale {
             metrics.revenue.increment(by: sale.price.units)
@@ -378,6 +373,16 @@ public final class Exchange: Sendable {
             "duration_us": "\(record.durationUs)",
         ])
         return LeadResult(auctionID: context.auctionID, sold: sale != nil, payout: sale?.payout ?? .zero)
+    }
+
+    /// Commits a round; a failure is logged and becomes the one 5xx the seller can get.
+    func persist(_ record: RoundRecord) async throws(ExchangeError) {
+        do {
+            try await store.record(record)
+        } catch {
+            logger.error("round not recorded", metadata: ["auction_id": "\(record.id)", "error": "\(error)"])
+            throw .storage("\(error)")
+        }
     }
 
     func roundRecord(_ round: AuctionRound, context: RoundContext, phase: RoundRecord.Phase, status: String,

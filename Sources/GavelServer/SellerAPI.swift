@@ -143,14 +143,14 @@ struct PostSubmission {
     var contact: JSONObject
 
     static func parse(_ body: [UInt8], config: ExchangeConfig) throws(RequestError) -> PostSubmission {
-        let object = try LeadSubmission.jsonObjectForServer(body)
+        let object = try LeadSubmission.jsonObject(body)
         for key in object.keys where !["ping_id", "lead", "contact"].contains(key) {
             throw .invalid(key, "unknown field (allowed: contact, lead, ping_id)", code: "unknown_field")
         }
         guard let pingValue = object["ping_id"] else { throw .missing("ping_id") }
         guard let pingID = pingValue.stringValue, !pingID.isEmpty else { throw .invalid("ping_id", "must be the ping_id string from /v1/pings") }
         let lead = try object["lead"].map { value throws(RequestError) in try LeadSubmission.leadFieldsForPost(value) }
-        let contact = try LeadSubmission.contactFieldsForServer(object["contact"])
+        let contact = try LeadSubmission.contactFields(object["contact"], field: "contact")
         return PostSubmission(pingID: pingID, lead: lead, contact: contact)
     }
 }

@@ -36,7 +36,7 @@ struct TrackingAPI: Sendable {
             do { buffer = try await request.collectBody(upTo: 16 * 1024) } catch {
                 throw RequestError(status: 413, code: "body_too_large", message: "DNI requests are limited to 16 KiB")
             }
-            let object = try LeadSubmission.jsonObjectForServer(Array(buffer.readableBytesView))
+            let object = try LeadSubmission.jsonObject(Array(buffer.readableBytesView))
             guard let campaignID = object["campaign"]?.stringValue else { throw RequestError.missing("campaign") }
             guard let campaign = exchange.config.campaigns[campaignID], let tracking = campaign.tracking else {
                 throw RequestError.invalid("campaign", "no campaign \(campaignID) with tracking numbers", code: "unknown_campaign")

@@ -66,10 +66,14 @@ public final class RoundStore: Sendable {
     private func drain() {
         while true {
             let (records, waiters) = pending.withLock { state -> ([RoundRecord], [CheckedContinuation<Void, any Error>]) in
+                // Nothing queued: the writer stops, and the next `record` starts it again.
+                guard !state.records.isEmpty else {
+                    state.writing = false
+                    return ([], [])
+                }
                 defer {
                     state.records.removeAll(keepingCapacity: true)
                     state.waiters.removeAll(keepingCapacity: true)
-                    if state.records.isEmpty { state.writing = false }
                 }
                 return (state.records, state.waiters)
             }

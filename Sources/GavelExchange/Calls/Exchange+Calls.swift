@@ -64,14 +64,14 @@ extension Exchange {
             events.append(CallEventRecord(type: "unrouted", buyerID: nil, atMs: RoundContext.nowMs, detail: "no valid bid with a free buyer"))
             let record = callRecord(round, context: context, phase: .final, status: "unrouted", current: nil, events: events,
                                     attribution: attribution, routingUs: routingUs, increments: [])
-            try await commit(record, context: context)
+            try await commit(record)
             return CallRouting(callID: context.auctionID, routed: false, destination: nil, payout: .zero, minDurationS: nil, expiresAtMs: nil)
         }
         events.append(CallEventRecord(type: "routed", buyerID: bid.buyerID, atMs: RoundContext.nowMs, detail: bid.destination))
         let record = callRecord(round, context: context, phase: .live, status: "routed", current: bid, events: events,
                                 attribution: attribution, routingUs: routingUs, increments: increments)
         do throws(ExchangeError) {
-            try await commit(record, context: context)
+            try await commit(record)
         } catch {
             _ = await ledger.endCall(slot, how: .failed)
             throw error
@@ -101,7 +101,7 @@ extension Exchange {
                 if session.status == .routed { session.round.recordPost(.accepted(reference: nil), latencyUs: 0) }
                 session.status = .connected
                 session.events.append(CallEventRecord(type: "connected", buyerID: buyerID, atMs: nowMs))
-                try await commit(callRecord(session, phase: .live, status: "connected", increments: []), context: session.context)
+                try await commit(callRecord(session, phase: .live, status: "connected", increments: []))
                 await calls.checkIn(callID, session: session)
                 return CallEventOutcome(status: "connected", routing: nil, payout: .zero)
 
@@ -118,7 +118,7 @@ extension Exchange {
                     let record = callRecord(session.round, context: session.context, phase: .final, status: "unrouted", current: nil,
                                             events: session.events, attribution: session.attribution, routingUs: session.routingUs,
                                             increments: increments)
-                    try await commit(record, context: session.context)
+                    try await commit(record)
                     await calls.checkIn(callID, session: nil)
                     return CallEventOutcome(status: "unrouted", routing: CallRouting(callID: callID, routed: false, payout: .zero), payout: .zero)
                 }
@@ -126,7 +126,7 @@ extension Exchange {
                 session.current = bid
                 session.slot = slot
                 session.events.append(CallEventRecord(type: "routed", buyerID: bid.buyerID, atMs: nowMs, detail: bid.destination))
-                try await commit(callRecord(session, phase: .live, status: "routed", increments: increments), context: session.context)
+                try await commit(callRecord(session, phase: .live, status: "routed", increments: increments))
                 await calls.checkIn(callID, session: session)
                 return CallEventOutcome(status: "routed", routing: routing(for: bid, context: session.context, round: session.round), payout: .zero)
 
@@ -142,7 +142,7 @@ extension Exchange {
                 session.events.append(CallEventRecord(type: "completed", buyerID: buyerID, atMs: nowMs, durationS: duration,
                                                       recordingURL: event.recordingURL, detail: converted ? "converted" : "not converted"))
                 let status = converted ? "converted" : "not_converted"
-                try await commit(callRecord(session, phase: .final, status: status, increments: increments, billable: converted), context: session.context)
+                try await commit(callRecord(session, phase: .final, status: status, increments: increments, billable: converted))
                 await calls.checkIn(callID, session: nil)
                 let payout = converted ? session.context.campaign.payout.payout(forPrice: session.current.price) : .zero
                 if converted {
@@ -174,7 +174,7 @@ extension Exchange {
             session.events.append(CallEventRecord(type: "released", buyerID: session.current.buyerID, atMs: RoundContext.nowMs,
                                                   detail: "no completed event within \(session.context.campaign.maxCallS) s"))
             do {
-                try await commit(callRecord(session, phase: .final, status: "abandoned", increments: increments), context: session.context)
+                try await commit(callRecord(session, phase: .final, status: "abandoned", increments: increments))
             } catch {
                 logger.error("abandoned call not recorded", metadata: ["auction_id": "\(session.context.auctionID)", "error": "\(error)"])
             }
@@ -220,13 +220,8 @@ extension Exchange {
         )
     }
 
-    private func commit(_ record: RoundRecord, context: RoundContext) async throws(ExchangeError) {
-        do {
-            try await store.record(record)
-        } catch {
-            logger.error("call round not recorded", metadata: ["auction_id": "\(context.auctionID)", "error": "\(error)"])
-            throw .storage("\(error)")
-        }
+    private func commit(_ record: RoundRecord) async throws(ExchangeError) {
+        try await persist(record)
         if record.phase != .live {
             metrics.recordRound(kind: .call, status: record.status == "unrouted" ? "unrouted" : "routed", durationUs: record.durationUs, entries: record.entries)
         }

@@ -36,7 +36,8 @@ public struct LeadSubmission: Sendable {
         return LeadSubmission(campaign: campaign, lead: lead, contact: contact, consent: consent, tmaxMs: tmax)
     }
 
-    static func jsonObject(_ body: [UInt8]) throws(RequestError) -> JSONObject {
+    /// The request body as a JSON object, or a 400 saying why not.
+    public static func jsonObject(_ body: [UInt8]) throws(RequestError) -> JSONObject {
         guard !body.isEmpty else { throw RequestError(status: 400, code: "invalid_json", message: "the request body is empty") }
         let value: JSONValue
         do { value = try JSONValue.parse(body) } catch {
@@ -95,7 +96,8 @@ public struct LeadSubmission: Sendable {
         return normalized
     }
 
-    static func contactFields(_ value: JSONValue?, field: String) throws(RequestError) -> JSONObject {
+    /// A contact object: an email or a phone, each well-formed; only strings.
+    public static func contactFields(_ value: JSONValue?, field: String) throws(RequestError) -> JSONObject {
         guard let value else { throw .missing(field) }
         guard let contact = value.objectValue else { throw .invalid(field, "must be an object of contact fields") }
         let email = contact["email"]?.stringValue
@@ -145,16 +147,11 @@ public struct LeadSubmission: Sendable {
     }
 }
 
-// Entry points for the server's `/v1/posts` parsing, which shares these field rules.
+// The server's `/v1/posts` parsing shares these field rules.
 extension LeadSubmission {
-    public static func jsonObjectForServer(_ body: [UInt8]) throws(RequestError) -> JSONObject { try jsonObject(body) }
-
     /// A post's lead: the same rules as a ping's, without a campaign's required fields (the ping had them).
     public static func leadFieldsForPost(_ value: JSONValue) throws(RequestError) -> JSONObject {
         try leadFields(value, campaign: Campaign(id: "", vertical: ""), field: "lead")
     }
 
-    public static func contactFieldsForServer(_ value: JSONValue?) throws(RequestError) -> JSONObject {
-        try contactFields(value, field: "contact")
-    }
 }
