@@ -46,6 +46,8 @@ public struct BuyerBehavior: Sendable, Codable, Equatable {
     public var destination: String?
     /// For call buyers: the `min_duration_s` returned with each bid.
     public var minDurationS: Int?
+    /// When set, every ping is answered 200 with exactly this body (hostile-answer tests); not in fleet files.
+    public var rawBid: String?
 
     /// Creates a behaviour; the defaults describe a fast buyer that always bids 10 and accepts every post.
     public init(

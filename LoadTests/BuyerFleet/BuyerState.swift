@@ -71,6 +71,10 @@ final class BuyerState: Sendable {
             }
 
             s.bidSequence += 1
+            if let raw = behavior.rawBid {
+                s.stats.bids += 1
+                return Reply(delay: delay, action: .respond(.ok, body: ByteBuffer(string: raw)))
+            }
             let low = Cents(decimal: behavior.bidMin) ?? Cents(0)
             let high = Cents(decimal: behavior.bidMax) ?? Cents(0)
             let bid = ResponseBody.bid(

@@ -83,7 +83,7 @@ public enum ConfigLoader {
         return list.elements().compactMap { field in
             guard field.mapping(known: [
                 "id", "kind", "vertical", "distribution", "tmax_ms", "ping_timeout_ms", "floor", "payout",
-                "required_fields", "bid_hold_s", "max_call_s", "tracking",
+                "required_fields", "bid_hold_s", "max_call_s", "tracking", "max_bid",
             ]) else { return nil }
             let id = identifier(field.child("id"))
             let kind = field.child("kind").oneOf(AuctionKind.self, default: .lead)
@@ -95,6 +95,12 @@ public enum ConfigLoader {
                 field.child("ping_timeout_ms").problem("must be less than tmax_ms (\(tmax)) to leave time for the post")
             }
             let floor = field.child("floor").money() ?? .zero
+            let maxBid = field.child("max_bid").money() ?? Campaign.defaultMaxBid
+            if maxBid == .zero || maxBid > Campaign.maxBidLimit {
+                field.child("max_bid").problem("must be more than 0 and at most \(Campaign.maxBidLimit)")
+            } else if floor > maxBid {
+                field.child("floor").problem("must not be above max_bid (\(maxBid))")
+            }
             let payout = readPayout(field.child("payout"))
             let required = field.child("required_fields").stringList()
             let hold = field.child("bid_hold_s").int(range: 1...86_400) ?? 60
@@ -105,7 +111,7 @@ public enum ConfigLoader {
             let campaign = Campaign(
                 id: id, kind: kind, vertical: vertical, distribution: distribution, tmaxMs: tmax,
                 pingTimeoutMs: pingTimeout, floor: floor, payout: payout, requiredFields: required, bidHoldS: hold,
-                maxCallS: maxCall, tracking: tracking
+                maxCallS: maxCall, tracking: tracking, maxBid: maxBid
             )
             return Located(value: campaign, field: field)
         }
@@ -204,7 +210,7 @@ public enum ConfigLoader {
             destination = PhoneNumber.destination(text)
             if destination == nil { field.child("destination").problem("must be a phone number (+18005550101) or a sip: URI, got \"\(text)\"") }
         }
-        let minDuration = field.child("min_duration_s").int(range: 0...86_400)
+        let minDuration = field.child("min_duration_s").int(range: BidLimits.minDurationS)
         let price = field.child("price").money()
         if field.child("ping").isPresent == (price != nil) {
             field.problem("needs exactly one of ping (a bidding buyer) or price (a fixed-price buyer)")
@@ -410,6 +416,12 @@ public enum ConfigLoader {
             }
             if kinds.contains(.call), buyer.value.fixedPrice != nil, buyer.value.destination == nil {
                 buyer.field.child("destination").problem("is required for a fixed-price call buyer: where its calls go")
+            }
+            if let price = buyer.value.fixedPrice {
+                for id in buyer.value.campaigns {
+                    guard let campaign = campaigns.first(where: { $0.value.id == id })?.value, price > campaign.maxBid else { continue }
+                    buyer.field.child("price").problem("is above the max_bid (\(campaign.maxBid)) of campaign \(id)")
+                }
             }
         }
     }

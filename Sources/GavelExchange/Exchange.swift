@@ -54,6 +54,7 @@ public final class Exchange: Sendable {
     private let currentConfig: Mutex<ExchangeConfig>
     private let rotations = Mutex<[String: Int]>([:])
     let held = HeldBids()
+    let unrecorded = UnrecordedRounds()
     let calls = CallSessions()
     let sellerLimits = RateLimiter()
     let pingLimits = RateLimiter()
@@ -73,6 +74,14 @@ public final class Exchange: Sendable {
 
     /// Restores cap counters and duplicate windows from the store.
     public func restoreState() async throws(StoreError) {
+        // Before counters are read: unknown posts add to them.
+        let unknown = try store.resolveUnknownPosts(nowMs: RoundContext.nowMs)
+        for intent in unknown {
+            logger.warning("post outcome unknown after a restart; round is final as post_unknown", metadata: [
+                "auction_id": "\(intent.roundID)", "buyer": "\(intent.buyerID)",
+            ])
+        }
+        metrics.postUnknown.record(try store.postUnknownCount())
         let counters = try store.capCounters()
         let maxWindowDays = config.buyers.map(\.duplicateWindowDays).max() ?? 0
         let since = RoundContext.nowMs - Int64(maxWindowDays) * 86_400_000
@@ -105,34 +114,39 @@ public final class Exchange: Sendable {
     // MARK: Seller entry points
 
     /// `POST /v1/leads`: a full lead, pinged, sold and recorded before this returns.
-    public func runLead(_ submission: LeadSubmission, seller: Seller, arrival: ContinuousClock.Instant) async throws(ExchangeError) -> LeadResult {
-        let context = makeContext(submission, seller: seller, arrival: arrival, prefix: "auc_")
+    public func runLead(_ submission: LeadSubmission, seller: Seller, arrival: ContinuousClock.Instant,
+                        ticket: IdempotencyTicket? = nil) async throws(ExchangeError) -> LeadResult {
+        let context = makeContext(submission, seller: seller, arrival: arrival, prefix: "auc_", ticket: ticket)
         var round = await bid(context)
         let (outcome, increments) = await post(&round, context: context)
         return try await finish(round: round, outcome: outcome, increments: increments, context: context)
     }
 
     /// `POST /v1/pings`: bids gathered and held; nothing is sold yet.
-    public func runPing(_ submission: LeadSubmission, seller: Seller, arrival: ContinuousClock.Instant) async throws(ExchangeError) -> PingResult {
-        let context = makeContext(submission, seller: seller, arrival: arrival, prefix: "png_")
+    public func runPing(_ submission: LeadSubmission, seller: Seller, arrival: ContinuousClock.Instant,
+                        ticket: IdempotencyTicket? = nil) async throws(ExchangeError) -> PingResult {
+        let context = makeContext(submission, seller: seller, arrival: arrival, prefix: "png_", ticket: ticket)
         let round = await bid(context)
         let top = round.ranking.first
-        let expiresAtMs = (round.closedAtMs ?? context.createdAtMs) + Int64(top?.expiresInS ?? context.campaign.bidHoldS) * 1000
+        let expiresAtMs = RankedBid.expiry(closedAtMs: round.closedAtMs ?? context.createdAtMs, holdS: top?.expiresInS ?? context.campaign.bidHoldS)
         let status = top == nil ? "no_bid" : "bid"
-        let record = roundRecord(round, context: context, phase: .pinged, status: status, sale: nil, increments: [])
-        try await persist(record)
-        metrics.recordRound(kind: .lead, status: status, durationUs: record.durationUs, entries: round.entries)
-        if top != nil { await held.hold(.init(round: round, context: context, expiresAtMs: expiresAtMs), id: context.auctionID) }
-        logger.debug("ping round held", metadata: ["auction_id": "\(context.auctionID)", "status": "\(status)"])
-        return PingResult(
+        let result = PingResult(
             pingID: context.auctionID, hasBid: top != nil,
             payout: top.map { context.campaign.payout.payout(forPrice: $0.price) } ?? .zero, expiresAtMs: expiresAtMs
         )
+        var record = roundRecord(round, context: context, phase: .pinged, status: status, sale: nil, increments: [])
+        record.answer = context.ticket?.answer(result.json, roundID: context.auctionID)
+        try await persist(record, waitMs: context.storeWaitMs)
+        metrics.recordRound(kind: .lead, status: status, durationUs: record.durationUs, entries: round.entries)
+        if top != nil { await held.hold(.init(round: round, context: context, expiresAtMs: expiresAtMs), id: context.auctionID) }
+        logger.debug("ping round held", metadata: ["auction_id": "\(context.auctionID)", "status": "\(status)"])
+        return result
     }
 
     /// `POST /v1/posts`: sells a held ping. A second post of the same ping returns the first result.
     public func runPost(
-        pingID: String, lead: JSONObject?, contact: JSONObject, seller: Seller, arrival: ContinuousClock.Instant
+        pingID: String, lead: JSONObject?, contact: JSONObject, seller: Seller, arrival: ContinuousClock.Instant,
+        ticket: IdempotencyTicket? = nil
     ) async throws(PostError) -> LeadResult {
         let claim = await held.claim(id: pingID, sellerID: seller.id, nowMs: RoundContext.nowMs) { held in
             // The buyers bid on the pinged lead: the post may add fields, not change what they filtered on.
@@ -146,7 +160,13 @@ public final class Exchange: Sendable {
         case .done(.success(let result)):
             return result
         case .done(.failure(let error)):
-            throw .exchange(error)
+            // The first post's commit failed: if it sold, the round is kept and its commit retried now.
+            let kept: RoundRecord?
+            do { kept = try await retryUnrecorded(roundID: pingID) } catch let retryError { throw .exchange(retryError) }
+            guard let record = kept else { throw .exchange(error) }
+            let result = LeadResult(auctionID: pingID, sold: record.billable, payout: record.payout ?? .zero)
+            await held.complete(id: pingID, sellerID: seller.id, result: .success(result))
+            return result
         case .rejected(let problem):
             throw .request(problem)
         case .expired:
@@ -197,11 +217,13 @@ public final class Exchange: Sendable {
 
     // MARK: The round
 
-    private func makeContext(_ submission: LeadSubmission, seller: Seller, arrival: ContinuousClock.Instant, prefix: String) -> RoundContext {
+    private func makeContext(_ submission: LeadSubmission, seller: Seller, arrival: ContinuousClock.Instant, prefix: String,
+                             ticket: IdempotencyTicket?) -> RoundContext {
         RoundContext(
             auctionID: AuctionID.make(prefix: prefix, nowMs: RoundContext.nowMs), config: config, campaign: submission.campaign,
             seller: seller, lead: submission.lead, contact: submission.contact, consent: submission.consent,
-            contactHash: submission.contact.flatMap { hasher.hash(contact: $0) }, arrival: arrival, tmaxMs: submission.tmaxMs
+            contactHash: submission.contact.flatMap { hasher.hash(contact: $0) }, arrival: arrival, tmaxMs: submission.tmaxMs,
+            ticket: ticket
         )
     }
 
@@ -258,7 +280,7 @@ public final class Exchange: Sendable {
                     let buyerID = buyer.id
                     // The exchange's own overload is not the buyer's failure: keep it out of health.
                     if case .failure(let error) = result, error.isLocal { locallyFailed.insert(buyerID) }
-                    var (answer, latency) = Exchange.interpretPing(result, mapping: buyer.response)
+                    var (answer, latency) = Exchange.interpretPing(result, mapping: buyer.response, maxBid: campaign.maxBid)
                     if isCall { answer = Exchange.checkCallBid(answer, buyer: buyer) }
                     _ = round.receive(answer, from: buyerID, latencyUs: latency)
                 }
@@ -309,6 +331,18 @@ public final class Exchange: Sendable {
                     round.skipPost(reason: .duplicate, detail: "contact already sold to this buyer")
                     continue
                 }
+                // Write-ahead: the intent is committed before the post leaves, so a crash while the
+                // buyer holds the lead turns into `post_unknown` at start-up, never into a resale.
+                do {
+                    try await store.record(postIntent(bid: bid, reservation: reservation, context: context),
+                                           waitingAtMost: .milliseconds(max(1, remaining)))
+                } catch {
+                    await ledger.release(reservation)
+                    logger.error("post intent not recorded; round ends unsold", metadata: [
+                        "auction_id": "\(context.auctionID)", "buyer": "\(bid.buyerID)", "error": "\(error)",
+                    ])
+                    return (round.abandon(detail: "the exchange could not record the post ahead of sending it"), [])
+                }
                 let result = await sendPost(bid: bid, buyer: buyer, context: context, remainingMs: remaining)
                 if let outcome = round.recordPost(result.result, latencyUs: result.latencyUs) {
                     let increments = await ledger.commit(reservation, at: Date())
@@ -344,10 +378,10 @@ public final class Exchange: Sendable {
         return .bid(price: price, bidID: bidID, expiresInS: expiresInS, destination: normalized, minDurationS: minDurationS ?? buyer.minDurationS)
     }
 
-    static func interpretPing(_ result: HTTPResult, mapping: ResponseMapping) -> (AuctionRound.PingAnswer, Int) {
+    static func interpretPing(_ result: HTTPResult, mapping: ResponseMapping, maxBid: Money) -> (AuctionRound.PingAnswer, Int) {
         switch result {
         case .success(let response):
-            return (BuyerProtocol.parseBid(status: response.status, body: response.body, mapping: mapping), response.latencyUs)
+            return (BuyerProtocol.parseBid(status: response.status, body: response.body, mapping: mapping, maxBid: maxBid), response.latencyUs)
         case .failure(let error):
             let reason: ReasonCode
             if error.isTimeout { reason = .timeout }
@@ -361,8 +395,10 @@ public final class Exchange: Sendable {
     private func finish(round: AuctionRound, outcome: AuctionRound.Outcome, increments: [CapIncrement], context: RoundContext) async throws(ExchangeError) -> LeadResult {
         let sale = outcome.sale
         let status = sale == nil ? "unsold" : "sold"
-        let record = roundRecord(round, context: context, phase: .final, status: status, sale: sale, increments: increments)
-        try await persist(record)
+        let result = LeadResult(auctionID: context.auctionID, sold: sale != nil, payout: sale?.payout ?? .zero)
+        var record = roundRecord(round, context: context, phase: .final, status: status, sale: sale, increments: increments)
+        record.answer = context.ticket?.answer(result.json, roundID: context.auctionID)
+        try await persist(record, waitMs: context.storeWaitMs)
         metrics.recordRound(kind: context.campaign.kind, status: status, durationUs: record.durationUs, entries: round.entries)
         if let sale {
             metrics.revenue.increment(by: sale.price.units)
@@ -372,14 +408,21 @@ public final class Exchange: Sendable {
             "auction_id": "\(context.auctionID)", "status": "\(status)", "buyers": "\(round.entries.count)",
             "duration_us": "\(record.durationUs)",
         ])
-        return LeadResult(auctionID: context.auctionID, sold: sale != nil, payout: sale?.payout ?? .zero)
+        return result
     }
 
-    /// Commits a round; a failure is logged and becomes the one 5xx the seller can get.
-    func persist(_ record: RoundRecord) async throws(ExchangeError) {
+    /// Commits a round, waiting at most `waitMs`; a failure is logged and becomes the one 5xx the
+    /// seller can get. A round that sold or carries an idempotent answer is kept in memory when its
+    /// commit fails or is late, and committed again on a repeat or by the housekeeping loop.
+    func persist(_ record: RoundRecord, waitMs: Int) async throws(ExchangeError) {
         do {
-            try await store.record(record)
+            try await store.record(record, waitingAtMost: .milliseconds(max(1, waitMs)))
+        } catch let error as StoreError where error.isTimeout {
+            keepUnrecorded(record)
+            logger.warning("round commit late; answered 503", metadata: ["auction_id": "\(record.id)", "wait_ms": "\(waitMs)"])
+            throw .storageTimeout("\(error)")
         } catch {
+            keepUnrecorded(record)
             logger.error("round not recorded", metadata: ["auction_id": "\(record.id)", "error": "\(error)"])
             throw .storage("\(error)")
         }
@@ -391,7 +434,8 @@ public final class Exchange: Sendable {
             id: context.auctionID, kind: context.campaign.kind, sellerID: context.seller.id, campaignID: context.campaign.id,
             phase: phase, status: status, createdAtMs: context.createdAtMs, tmaxMs: context.tmaxMs, durationUs: context.elapsedUs,
             winnerID: sale?.bid.buyerID, price: sale?.price, payout: sale?.payout, leadJSON: JSONValue.object(context.lead).serialized,
-            contactJSON: context.contact.map { JSONValue.object($0).serialized }, contactHash: sale == nil ? nil : context.contactHash,
+            contactJSON: context.contact.map { JSONValue.object($0).serialized },
+            consentJSON: context.consent.map { JSONValue.object($0).serialized }, contactHash: sale == nil ? nil : context.contactHash,
             entries: round.entries, posts: round.posts, capIncrements: increments, billable: sale != nil && phase == .final
         )
     }

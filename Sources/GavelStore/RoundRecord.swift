@@ -24,6 +24,8 @@ public struct RoundRecord: Sendable {
     public var leadJSON: String
     /// PII, as JSON text: stored in its own table, never logged.
     public var contactJSON: String?
+    /// The seller's consent object, as JSON text: may hold PII, so it is stored with the contact.
+    public var consentJSON: String?
     /// A keyed hash of the contact, for duplicate windows.
     public var contactHash: String?
     public var entries: [AuctionRound.BuyerEntry]
@@ -40,11 +42,15 @@ public struct RoundRecord: Sendable {
     public var replacesEarlierRecord: Bool { kind == .call || id.hasPrefix("png_") }
     /// Calls: where the call came from (tracking number session, source, keyword), as JSON text.
     public var attributionJSON: String?
+    /// The answer to the request, kept for its idempotency key in the round's own transaction.
+    public var answer: StoredAnswer?
+    /// A second attempt at a commit that failed or timed out: written only if the first did not land.
+    public var isRetry = false
 
     public init(
         id: String, kind: AuctionKind, sellerID: String, campaignID: String, phase: Phase, status: String,
         createdAtMs: Int64, tmaxMs: Int, durationUs: Int, winnerID: String? = nil, price: Money? = nil, payout: Money? = nil,
-        leadJSON: String, contactJSON: String? = nil, contactHash: String? = nil,
+        leadJSON: String, contactJSON: String? = nil, consentJSON: String? = nil, contactHash: String? = nil,
         entries: [AuctionRound.BuyerEntry], posts: [AuctionRound.PostAttempt], capIncrements: [CapIncrement] = [],
         billable: Bool = false, openReasons: [String: String] = [:], events: [CallEventRecord] = [], attributionJSON: String? = nil
     ) {
@@ -62,6 +68,7 @@ public struct RoundRecord: Sendable {
         self.payout = payout
         self.leadJSON = leadJSON
         self.contactJSON = contactJSON
+        self.consentJSON = consentJSON
         self.contactHash = contactHash
         self.entries = entries
         self.posts = posts

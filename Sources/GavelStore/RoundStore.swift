@@ -13,14 +13,21 @@ public final class RoundStore: Sendable {
     /// How much SQLite syncs: `normal` survives a crash of the process (kill -9), `full` also a power loss.
     public enum Durability: String, Sendable { case normal, full }
 
+    /// One write of a group commit.
+    enum Write: Sendable {
+        case round(RoundRecord)
+        case postIntent(PostIntent)
+        case answer(StoredAnswer)
+    }
+
     private struct Pending {
-        var records: [RoundRecord] = []
-        var waiters: [CheckedContinuation<Void, any Error>] = []
+        var writes: [Write] = []
+        var waiters: [Waiter] = []
         var writing = false
         var closed = false
     }
 
-    private let pool: DatabasePool
+    let pool: DatabasePool
     private let pending = Mutex(Pending())
     private let writerQueue = DispatchQueue(label: "gavel.store.writer")
     private let logger: Logger
@@ -31,7 +38,9 @@ public final class RoundStore: Sendable {
         configuration.prepareDatabase { db in
             try db.execute(sql: "PRAGMA synchronous = \(durability == .full ? "FULL" : "NORMAL")")
         }
-        configuration.busyMode = .timeout(5)
+        // Only another process can hold the database: the writer is this queue. Waiting long for it
+        // would hold sellers; callers bound their own waits (`record(_:waitingAtMost:)`).
+        configuration.busyMode = .timeout(1)
         do {
             pool = try DatabasePool(path: path, configuration: configuration)
         } catch {
@@ -44,20 +53,43 @@ public final class RoundStore: Sendable {
         }
     }
 
-    /// Writes `round`; returns once it is committed.
-    public func record(_ round: RoundRecord) async throws {
+    /// Writes `round`; returns once it is committed. With `timeout`, gives up waiting after it
+    /// with `StoreError.timeout` (the round may still commit afterwards).
+    public func record(_ round: RoundRecord, waitingAtMost timeout: Duration? = nil) async throws {
+        try await enqueue(.round(round), timeout: timeout)
+    }
+
+    /// Writes a post intent ahead of sending the post: committed before this returns.
+    public func record(_ intent: PostIntent, waitingAtMost timeout: Duration? = nil) async throws {
+        try await enqueue(.postIntent(intent), timeout: timeout)
+    }
+
+    /// Stores a final answer that has no round of its own (a 4xx) for its idempotency key.
+    public func record(_ answer: StoredAnswer, waitingAtMost timeout: Duration? = nil) async throws {
+        try await enqueue(.answer(answer), timeout: timeout)
+    }
+
+    private func enqueue(_ write: Write, timeout: Duration?) async throws {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            let waiter = Waiter(continuation)
             let startWriter = pending.withLock { state -> Bool? in
                 guard !state.closed else { return nil }
-                state.records.append(round)
-                state.waiters.append(continuation)
+                state.writes.append(write)
+                state.waiters.append(waiter)
                 defer { state.writing = true }
                 return !state.writing
             }
             switch startWriter {
-            case nil: continuation.resume(throwing: StoreError.closed())
+            case nil: waiter.resume(throwing: StoreError.closed())
             case true?: writerQueue.async { self.drain() }
             case false?: break
+            }
+            if let timeout, startWriter != nil {
+                let (seconds, attoseconds) = timeout.components
+                let nanoseconds = max(0, Int(seconds) * 1_000_000_000 + Int(attoseconds / 1_000_000_000))
+                DispatchQueue.global().asyncAfter(deadline: .now() + .nanoseconds(nanoseconds)) {
+                    waiter.resume(throwing: StoreError.timeout("not committed within \(timeout)"))
+                }
             }
         }
     }
@@ -65,30 +97,30 @@ public final class RoundStore: Sendable {
     /// Writer queue only: commits batches until nothing is queued.
     private func drain() {
         while true {
-            let (records, waiters) = pending.withLock { state -> ([RoundRecord], [CheckedContinuation<Void, any Error>]) in
-                // Nothing queued: the writer stops, and the next `record` starts it again.
-                guard !state.records.isEmpty else {
+            let (writes, waiters) = pending.withLock { state -> ([Write], [Waiter]) in
+                // Nothing queued: the writer stops, and the next write starts it again.
+                guard !state.writes.isEmpty else {
                     state.writing = false
                     return ([], [])
                 }
                 defer {
-                    state.records.removeAll(keepingCapacity: true)
+                    state.writes.removeAll(keepingCapacity: true)
                     state.waiters.removeAll(keepingCapacity: true)
                 }
-                return (state.records, state.waiters)
+                return (state.writes, state.waiters)
             }
-            guard !records.isEmpty else { return }
+            guard !writes.isEmpty else { return }
             do {
                 try pool.write { db in
-                    for record in records { try RoundStore.insert(record, into: db) }
+                    for write in writes { try RoundStore.apply(write, to: db) }
                 }
                 for waiter in waiters { waiter.resume() }
             } catch {
-                logger.error("round batch failed to commit", metadata: ["rounds": "\(records.count)", "error": "\(error)"])
-                // Retry each round alone so one bad record does not fail the others.
-                for (record, waiter) in zip(records, waiters) {
+                logger.error("round batch failed to commit", metadata: ["writes": "\(writes.count)", "error": "\(error)"])
+                // Retry each write alone so one bad record does not fail the others.
+                for (write, waiter) in zip(writes, waiters) {
                     do {
-                        try pool.write { db in try RoundStore.insert(record, into: db) }
+                        try pool.write { db in try RoundStore.apply(write, to: db) }
                         waiter.resume()
                     } catch {
                         waiter.resume(throwing: StoreError.write("\(error)"))
@@ -98,13 +130,26 @@ public final class RoundStore: Sendable {
         }
     }
 
+    private static func apply(_ write: Write, to db: Database) throws {
+        switch write {
+        case .round(let record): try insert(record, into: db)
+        case .postIntent(let intent): try insert(intent, into: db)
+        case .answer(let answer): try insert(answer, into: db)
+        }
+    }
+
     /// Stops taking rounds after those already queued are committed.
     public func close() {
         pending.withLock { $0.closed = true }
         writerQueue.sync {}
     }
 
-    private static func insert(_ record: RoundRecord, into db: Database) throws {
+    static func insert(_ record: RoundRecord, into db: Database) throws {
+        if record.isRetry {
+            let landed = try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM rounds WHERE id = ? AND phase = ? AND status = ?)",
+                                           arguments: [record.id, record.phase.rawValue, record.status]) ?? false
+            if landed { return }
+        }
         // A round may replace its own earlier record (a ping then its post; a call's lifecycle).
         // A plain lead round is written once, so it skips the deletes.
         if record.replacesEarlierRecord {
@@ -141,9 +186,9 @@ public final class RoundStore: Sendable {
                 record.id, sequence + 1, post.buyerID, post.price.units, post.result.rawValue, post.latencyUs, post.reference, post.detail,
             ])
         }
-        if let contact = record.contactJSON {
-            try db.cachedStatement(sql: "INSERT OR REPLACE INTO lead_pii (round_id, contact_json) VALUES (?, ?)")
-                .execute(arguments: [record.id, contact])
+        if record.contactJSON != nil || record.consentJSON != nil {
+            try db.cachedStatement(sql: "INSERT OR REPLACE INTO lead_pii (round_id, contact_json, consent_json) VALUES (?, ?, ?)")
+                .execute(arguments: [record.id, record.contactJSON ?? "{}", record.consentJSON])
         }
         let eventStatement = try db.cachedStatement(sql: """
             INSERT INTO call_events (round_id, sequence, type, buyer_id, at_ms, duration_s, recording_url, detail)
@@ -165,11 +210,20 @@ public final class RoundStore: Sendable {
                     (price - payout).units, record.createdAtMs, record.contactHash,
                 ])
         }
+        try addCounts(record.capIncrements, in: db)
+        // The post's outcome is recorded with the round: its write-ahead intent is settled.
+        if !record.posts.isEmpty {
+            try db.cachedStatement(sql: "DELETE FROM post_intents WHERE round_id = ?").execute(arguments: [record.id])
+        }
+        if let answer = record.answer { try insert(answer, into: db) }
+    }
+
+    static func addCounts(_ increments: [CapIncrement], in db: Database) throws {
         let capStatement = try db.cachedStatement(sql: """
             INSERT INTO cap_counters (buyer_id, window, count, spend) VALUES (?, ?, ?, ?)
             ON CONFLICT (buyer_id, window) DO UPDATE SET count = count + excluded.count, spend = spend + excluded.spend
             """)
-        for increment in record.capIncrements {
+        for increment in increments {
             try capStatement.execute(arguments: [increment.buyerID, increment.window, increment.count, increment.spend.units])
         }
     }

@@ -100,6 +100,43 @@ enum Schema {
                 ) WITHOUT ROWID;
                 """)
         }
+        migrator.registerMigration("v3-consent") { db in
+            // Consent may hold personal data (an email, a signer's name): it lives with the contact.
+            try db.execute(sql: "ALTER TABLE lead_pii ADD COLUMN consent_json TEXT")
+        }
+        migrator.registerMigration("v4-idempotency") { db in
+            try db.execute(sql: """
+                -- Final answers by idempotency key (seller, method, path, key), kept 24 h.
+                CREATE TABLE idempotency_keys (
+                    scope TEXT PRIMARY KEY,
+                    body_hash TEXT NOT NULL,
+                    status INTEGER NOT NULL,
+                    response TEXT NOT NULL,
+                    round_id TEXT,
+                    created_at_ms INTEGER NOT NULL
+                ) WITHOUT ROWID;
+                CREATE INDEX idempotency_by_age ON idempotency_keys(created_at_ms);
+
+                -- A post about to be sent, written (and committed) before it goes out; removed in the
+                -- transaction that records the round. One left at start-up is a post whose answer
+                -- was never recorded: its round becomes `post_unknown`.
+                CREATE TABLE post_intents (
+                    round_id TEXT PRIMARY KEY,
+                    kind TEXT NOT NULL,
+                    seller_id TEXT NOT NULL,
+                    campaign_id TEXT NOT NULL,
+                    buyer_id TEXT NOT NULL,
+                    price INTEGER NOT NULL,
+                    created_at_ms INTEGER NOT NULL,
+                    sent_at_ms INTEGER NOT NULL,
+                    tmax_ms INTEGER NOT NULL,
+                    lead_json TEXT NOT NULL,
+                    idempotency_scope TEXT,
+                    idempotency_hash TEXT,
+                    cap_increments TEXT NOT NULL
+                ) WITHOUT ROWID;
+                """)
+        }
         return migrator
     }
 }

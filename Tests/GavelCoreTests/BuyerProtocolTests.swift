@@ -116,9 +116,10 @@ struct BuyerProtocolTests {
         #expect(answer == .bid(price: Money(40), bidID: "77", expiresInS: 15, destination: "+18005550101", minDurationS: 90))
     }
 
-    @Test func unreadableExpiryIsIgnored() {
+    @Test func unreadableExpiryIsBadResponse() {
+        // CONTRACT v2: an expiry that is not a whole number makes the whole answer bad_response.
         let answer = BuyerProtocol.parseBid(status: 200, body: bytes(#"{"bid":5,"expires_in_s":"soon"}"#))
-        #expect(answer == .bid(price: Money(5), bidID: nil, expiresInS: nil, destination: nil, minDurationS: nil))
+        #expect(answer == .failed(.badResponse, detail: "expires_in_s must be a whole number, got soon"))
     }
 
     @Test(arguments: [
@@ -206,5 +207,69 @@ struct BuyerProtocolTests {
                 == .rejected(reason: "dup"))
         #expect(BuyerProtocol.parsePost(status: 200, body: bytes(#"{"accepted":true}"#), mapping: mapping)
                 == .failed(detail: "answer has no result.status"))
+    }
+}
+
+/// CONTRACT v2 "Buyer answers are untrusted", without I/O.
+struct BidLimitsTests {
+    func parse(_ text: String, maxBid: Money = Campaign.defaultMaxBid) -> AuctionRound.PingAnswer {
+        BuyerProtocol.parseBid(status: 200, body: Array(text.utf8), maxBid: maxBid)
+    }
+
+    func isBadResponse(_ answer: AuctionRound.PingAnswer) -> Bool {
+        if case .failed(.badResponse, _) = answer { return true }
+        return false
+    }
+
+    @Test(arguments: ["0", "-1", "86401", "9300000000000000", "99999999999999999999999", "1.5", "6e1", "\"soon\"", "\"\"", "true", "[]"])
+    func expiryOutOfBoundsIsBadResponse(_ value: String) {
+        #expect(isBadResponse(parse(#"{"bid": 5, "expires_in_s": \#(value)}"#)))
+    }
+
+    @Test(arguments: ["-1", "7201", "9300000000000000", "90.5", "9e1", "\"long\"", "{}"])
+    func minimumDurationOutOfBoundsIsBadResponse(_ value: String) {
+        #expect(isBadResponse(parse(#"{"bid": 5, "min_duration_s": \#(value)}"#)))
+    }
+
+    @Test func integerStringsAndBoundsAreAccepted() {
+        #expect(parse(#"{"bid": 5, "expires_in_s": "60", "min_duration_s": "0"}"#)
+                == .bid(price: Money(5), bidID: nil, expiresInS: 60, destination: nil, minDurationS: 0))
+        #expect(parse(#"{"bid": 5, "expires_in_s": 86400, "min_duration_s": 7200}"#)
+                == .bid(price: Money(5), bidID: nil, expiresInS: 86_400, destination: nil, minDurationS: 7_200))
+    }
+
+    @Test func bidsAboveTheCampaignMaximumAreBadResponses() {
+        #expect(isBadResponse(parse(#"{"bid": 100.01}"#, maxBid: Money(100))))
+        #expect(parse(#"{"bid": 100}"#, maxBid: Money(100)) == .bid(price: Money(100), bidID: nil, expiresInS: nil, destination: nil, minDurationS: nil))
+        #expect(isBadResponse(parse(#"{"bid": 99999999999999}"#)))
+    }
+
+    @Test func expiryArithmeticSaturates() {
+        #expect(RankedBid.expiry(closedAtMs: .max - 5, holdS: 60) == .max)
+        #expect(RankedBid.expiry(closedAtMs: 1_000, holdS: .max) == .max)
+        #expect(RankedBid.expiry(closedAtMs: 1_000, holdS: 2) == 3_000)
+    }
+
+    @Test func moneySumsSaturateInsteadOfTrapping() {
+        #expect(Money(units: .max) + Money(1) == Money(units: .max))
+        #expect(Money(units: .min) - Money(1) == Money(units: .min))
+        #expect(Money(2) + Money(3) == Money(5))
+    }
+
+    @Test func onlyCertificateConsentGoesIntoPings() throws {
+        let consent = JSONObject([
+            "trustedform_cert_url": "https://cert.trustedform.com/abc", "jornaya_leadid": "LEAD-1", "tcpa_consent": true,
+            "email": "jo@example.com", "signer": "Doe",
+        ])
+        let body = BuyerProtocol.PingTemplate(
+            auctionID: "r", campaign: Campaign(id: "c", vertical: "v"), lead: JSONObject(), consent: consent
+        ).body(tmaxMs: 100)
+        #expect(!body.contains("jo@example.com"))
+        #expect(!body.contains("Doe"))
+        let pinged = try #require(try JSONValue.parse(body)["consent"]?.objectValue)
+        #expect(Set(pinged.keys) == BuyerProtocol.pingConsentKeys)
+        let post = BuyerProtocol.postBody(auctionID: "r", bid: RankedBid(buyerID: "b", price: Money(1)), lead: JSONObject(),
+                                          contact: JSONObject(), consent: consent)
+        #expect(post.contains("jo@example.com"))
     }
 }

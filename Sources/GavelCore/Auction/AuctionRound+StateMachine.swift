@@ -135,7 +135,13 @@ public struct AuctionRound: Sendable {
                 appendEntry(BuyerEntry(buyerID: participant.buyerID, tmaxMs: tmaxMs))
             case .fixedPrice(let participant, let price):
                 participants[participant.buyerID] = participant
-                appendEntry(BuyerEntry(buyerID: participant.buyerID, bid: price, latencyUs: 0, destination: participant.destination))
+                var entry = BuyerEntry(buyerID: participant.buyerID, bid: price, latencyUs: 0, destination: participant.destination)
+                // A fixed price is a standing bid: the same floor applies as to a pinged one.
+                if price < participant.floor {
+                    entry.reason = .belowFloor
+                    entry.detail = "floor \(participant.floor)"
+                }
+                appendEntry(entry)
             }
         }
         state = .bidding(pending: pending)
@@ -265,7 +271,7 @@ public struct AuctionRound: Sendable {
         }
         while next < ranking.count {
             let bid = ranking[next]
-            if let closedAtMs, nowMs >= closedAtMs + Int64(bid.expiresInS ?? defaultHoldS) * 1000 {
+            if let closedAtMs, nowMs >= bid.expiresAtMs(closedAtMs: closedAtMs, defaultHoldS: defaultHoldS) {
                 setReason(.expired, for: bid.buyerID, detail: "bid expired before the post")
                 next += 1
                 continue

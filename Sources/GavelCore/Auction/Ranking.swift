@@ -24,6 +24,20 @@ public struct RankedBid: Sendable, Hashable {
         self.destination = destination
         self.minDurationS = minDurationS
     }
+
+    /// When the bid expires (ms since the epoch), counted from when bidding closed. Saturating:
+    /// no hold time, however large, can trap.
+    public func expiresAtMs(closedAtMs: Int64, defaultHoldS: Int) -> Int64 {
+        RankedBid.expiry(closedAtMs: closedAtMs, holdS: expiresInS ?? defaultHoldS)
+    }
+
+    /// `closedAtMs + holdS × 1000`, saturating at `Int64.max`.
+    public static func expiry(closedAtMs: Int64, holdS: Int) -> Int64 {
+        let (holdMs, overflow) = Int64(clamping: holdS).multipliedReportingOverflow(by: 1000)
+        guard !overflow else { return .max }
+        let (sum, sumOverflow) = closedAtMs.addingReportingOverflow(holdMs)
+        return sumOverflow ? .max : sum
+    }
 }
 
 /// Orders bids into the waterfall the post phase walks down.

@@ -44,6 +44,9 @@ public enum ReasonCode: String, Sendable, Hashable, CaseIterable {
     case unhealthy
     /// Calls: routed and connected, but shorter than the buyer's minimum duration, so not billable.
     case shortCall = "short_call"
+    /// Won, and the post was sent, but the exchange stopped before recording the buyer's answer:
+    /// the buyer may have the lead, so the round is final and never sold again.
+    case postUnknown = "post_unknown"
 
     /// Whether the buyer was excluded before any ping.
     public var isExclusion: Bool {

@@ -70,6 +70,10 @@ public enum PayoutRule: Sendable, Hashable {
 }
 
 public struct Campaign: Sendable, Hashable {
+    /// `max_bid` when a campaign sets none: 10,000.00.
+    public static let defaultMaxBid = Money(10_000)
+    /// The largest `max_bid` a config may set, so that sums of bids stay far inside `Int64`.
+    public static let maxBidLimit = Money(1_000_000)
     public var id: String
     public var kind: AuctionKind
     public var vertical: String
@@ -79,6 +83,8 @@ public struct Campaign: Sendable, Hashable {
     /// How much of the budget the ping phase may use; the rest is for posts.
     public var pingTimeoutMs: Int
     public var floor: Money
+    /// The highest bid a buyer may send (CONTRACT v2): anything above is `bad_response`.
+    public var maxBid: Money
     public var payout: PayoutRule
     /// Lead fields a seller must send.
     public var requiredFields: [String]
@@ -92,7 +98,8 @@ public struct Campaign: Sendable, Hashable {
     public init(
         id: String, kind: AuctionKind = .lead, vertical: String, distribution: DistributionMethod = .auction,
         tmaxMs: Int = 1000, pingTimeoutMs: Int? = nil, floor: Money = .zero, payout: PayoutRule = .share(basisPoints: 7000),
-        requiredFields: [String] = [], bidHoldS: Int = 60, maxCallS: Int = 3600, tracking: TrackingNumbers? = nil
+        requiredFields: [String] = [], bidHoldS: Int = 60, maxCallS: Int = 3600, tracking: TrackingNumbers? = nil,
+        maxBid: Money = Campaign.defaultMaxBid
     ) {
         self.id = id
         self.kind = kind
@@ -101,6 +108,7 @@ public struct Campaign: Sendable, Hashable {
         self.tmaxMs = tmaxMs
         self.pingTimeoutMs = pingTimeoutMs ?? max(1, tmaxMs * 6 / 10)
         self.floor = floor
+        self.maxBid = maxBid
         self.payout = payout
         self.requiredFields = requiredFields
         self.bidHoldS = bidHoldS

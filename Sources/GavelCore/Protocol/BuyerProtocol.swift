@@ -8,6 +8,19 @@ public enum BuyerProtocol {
         "ip", "ip_address", "number",
     ]
 
+    /// The only `consent` keys that may go into pings (CONTRACT v2): certificates a buyer checks
+    /// before bidding. Everything else in `consent` (an email, a signer's name) is personal data and
+    /// goes only into the winner's post.
+    public static let pingConsentKeys: Set<String> = ["trustedform_cert_url", "jornaya_leadid", "tcpa_consent"]
+
+    /// The part of a seller's `consent` that may be pinged; nil when nothing of it may.
+    public static func pingSafeConsent(_ consent: JSONObject?) -> JSONObject? {
+        guard let consent else { return nil }
+        var safe = JSONObject()
+        for (key, value) in consent where pingConsentKeys.contains(key) { safe[key] = value }
+        return safe.isEmpty ? nil : safe
+    }
+
     /// A round's ping body, serialised once; only `tmax_ms` differs between buyers.
     public struct PingTemplate: Sendable {
         private let prefix: String
@@ -20,8 +33,8 @@ public enum BuyerProtocol {
             body["kind"] = .string(campaign.kind.rawValue)
             body["lead"] = .object(lead)
             if let caller { body["caller"] = .object(caller) }
-            // The consent certificate lets a buyer verify consent before bidding; it is not PII.
-            if let consent { body["consent"] = .object(consent) }
+            // The consent certificate lets a buyer verify consent before bidding; the rest of consent stays out.
+            if let consent = BuyerProtocol.pingSafeConsent(consent) { body["consent"] = .object(consent) }
             let text = JSONValue.object(body).serialized
             prefix = String(text.dropLast()) + ",\"tmax_ms\":"
         }
@@ -50,8 +63,11 @@ public enum BuyerProtocol {
         return JSONValue.object(body).serialized
     }
 
-    /// Interprets a ping's HTTP answer. Transport failures are mapped by the caller.
-    public static func parseBid(status: Int, body: [UInt8], mapping: ResponseMapping = ResponseMapping()) -> AuctionRound.PingAnswer {
+    /// Interprets a ping's HTTP answer. Transport failures are mapped by the caller. Every number
+    /// is bounded (`BidLimits`, the campaign's `maxBid`): an answer out of bounds is `bad_response`.
+    public static func parseBid(
+        status: Int, body: [UInt8], mapping: ResponseMapping = ResponseMapping(), maxBid: Money = Campaign.defaultMaxBid
+    ) -> AuctionRound.PingAnswer {
         if status == 204 { return .noBid }
         guard (200..<300).contains(status) else { return .failed(.httpError, detail: "HTTP \(status)") }
         guard !body.isEmpty else { return .noBid }
@@ -63,11 +79,21 @@ public enum BuyerProtocol {
             return .failed(.badResponse, detail: "bid is not a positive amount with at most 4 decimals")
         }
         if price == .zero { return .noBid }
+        guard price <= maxBid else { return .failed(.badResponse, detail: "bid \(price) is above the campaign's max_bid \(maxBid)") }
         let bidID = value(at: mapping.bidIDPath, in: json).flatMap(scalarText)
-        let expires = value(at: mapping.expiresInPath, in: json)?.numberText.flatMap { Int($0) }
+        let expires: Int?
+        let minDuration: Int?
+        switch BidLimits.integer(value(at: mapping.expiresInPath, in: json), named: "expires_in_s", in: BidLimits.expiresInS) {
+        case .success(let seconds): expires = seconds
+        case .failure(let problem): return .failed(.badResponse, detail: problem.detail)
+        }
+        switch BidLimits.integer(json["min_duration_s"], named: "min_duration_s", in: BidLimits.minDurationS) {
+        case .success(let seconds): minDuration = seconds
+        case .failure(let problem): return .failed(.badResponse, detail: problem.detail)
+        }
         let destination = json["destination"].flatMap(scalarText)
-        let minDuration = json["min_duration_s"]?.numberText.flatMap { Int($0) }
-        return .bid(price: price, bidID: bidID, expiresInS: expires, destination: destination, minDurationS: minDuration)
+        return .bid(price: price, bidID: bidID.map { String($0.prefix(256)) }, expiresInS: expires,
+                    destination: destination.map { String($0.prefix(256)) }, minDurationS: minDuration)
     }
 
     /// Interprets a post's HTTP answer: only an explicit acceptance sells.

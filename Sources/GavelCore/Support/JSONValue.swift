@@ -302,7 +302,17 @@ extension JSONValue {
         return output
     }
 
-    public func write(to output: inout String) {
+    /// Canonical JSON text: object keys sorted (by their UTF-8 bytes), no white space. Two
+    /// requests that differ only in key order or spacing have the same canonical text.
+    public var canonical: String {
+        var output = ""
+        write(to: &output, sortingKeys: true)
+        return output
+    }
+
+    public func write(to output: inout String) { write(to: &output, sortingKeys: false) }
+
+    private func write(to output: inout String, sortingKeys: Bool) {
         switch self {
         case .null: output += "null"
         case .bool(let value): output += value ? "true" : "false"
@@ -312,18 +322,20 @@ extension JSONValue {
             output += "["
             for (position, element) in array.enumerated() {
                 if position > 0 { output += "," }
-                element.write(to: &output)
+                element.write(to: &output, sortingKeys: sortingKeys)
             }
             output += "]"
         case .object(let object):
             output += "{"
             var first = true
-            for (key, value) in object {
+            let keys = sortingKeys ? object.keys.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) } : object.keys
+            for key in keys {
+                guard let value = object[key] else { continue }
                 if !first { output += "," }
                 first = false
                 JSONValue.writeString(key, to: &output)
                 output += ":"
-                value.write(to: &output)
+                value.write(to: &output, sortingKeys: sortingKeys)
             }
             output += "}"
         }

@@ -72,10 +72,18 @@ public struct Money: Hashable, Comparable, Sendable, CustomStringConvertible {
     }
 
     public static func < (lhs: Money, rhs: Money) -> Bool { lhs.units < rhs.units }
-    public static func + (lhs: Money, rhs: Money) -> Money { Money(units: lhs.units + rhs.units) }
-    public static func - (lhs: Money, rhs: Money) -> Money { Money(units: lhs.units - rhs.units) }
-    public static func += (lhs: inout Money, rhs: Money) { lhs.units += rhs.units }
-    public static func -= (lhs: inout Money, rhs: Money) { lhs.units -= rhs.units }
+    // Sums saturate instead of trapping: a sum of amounts from outside must never kill the process.
+    // Bids are bounded by `max_bid`, so real sums stay far from the limits.
+    public static func + (lhs: Money, rhs: Money) -> Money {
+        let (sum, overflow) = lhs.units.addingReportingOverflow(rhs.units)
+        return Money(units: overflow ? (rhs.units > 0 ? .max : .min) : sum)
+    }
+    public static func - (lhs: Money, rhs: Money) -> Money {
+        let (difference, overflow) = lhs.units.subtractingReportingOverflow(rhs.units)
+        return Money(units: overflow ? (rhs.units < 0 ? .max : .min) : difference)
+    }
+    public static func += (lhs: inout Money, rhs: Money) { lhs = lhs + rhs }
+    public static func -= (lhs: inout Money, rhs: Money) { lhs = lhs - rhs }
 
     /// This amount times `basisPoints`/10,000, rounded down to the unit: revenue shares.
     public func share(basisPoints: Int64) -> Money {

@@ -18,9 +18,13 @@ struct RoundContext: Sendable {
     let pingDeadline: ContinuousClock.Instant
     let createdAtMs: Int64
     let tmaxMs: Int
+    /// The request's idempotency key: its answer is stored with the round.
+    let ticket: IdempotencyTicket?
 
     init(auctionID: String, config: ExchangeConfig, campaign: Campaign, seller: Seller, lead: JSONObject,
-         contact: JSONObject?, consent: JSONObject?, contactHash: String?, arrival: ContinuousClock.Instant, tmaxMs: Int) {
+         contact: JSONObject?, consent: JSONObject?, contactHash: String?, arrival: ContinuousClock.Instant, tmaxMs: Int,
+         ticket: IdempotencyTicket? = nil) {
+        self.ticket = ticket
         self.auctionID = auctionID
         self.config = config
         self.campaign = campaign
@@ -44,6 +48,12 @@ struct RoundContext: Sendable {
         let (seconds, attoseconds) = remaining.components
         return max(0, Int(seconds) * 1000 + Int(attoseconds / 1_000_000_000_000_000))
     }
+
+    /// How long a commit may keep the seller waiting: what is left of the budget, plus a little.
+    var storeWaitMs: Int { RoundContext.milliseconds(until: deadline) + RoundContext.storeGraceMs }
+
+    /// Past the budget, the answer may be this late for a commit (CONTRACT: "plus a few milliseconds").
+    static let storeGraceMs = 5
 
     var elapsedUs: Int {
         let (seconds, attoseconds) = arrival.duration(to: .now).components

@@ -58,8 +58,8 @@ actor CallSessions {
         for (id, _) in expired { sessions[id] = nil }
         recentBids = recentBids.filter { _, round in
             guard let closed = round.closedAtMs else { return false }
-            let longest = round.ranking.map { Int64($0.expiresInS ?? round.defaultHoldS) }.max() ?? 0
-            return Int64(now.timeIntervalSince1970 * 1000) < closed + longest * 1000
+            let latest = round.ranking.map { $0.expiresAtMs(closedAtMs: closed, defaultHoldS: round.defaultHoldS) }.max() ?? 0
+            return Int64(now.timeIntervalSince1970 * 1000) < latest
         }
         return expired.map { ($0.key, $0.value) }
     }
@@ -69,7 +69,7 @@ actor CallSessions {
     /// A round with bids for this caller that have not expired, if any.
     func reusableBids(key: String, nowMs: Int64) -> AuctionRound? {
         guard let round = recentBids[key], let closed = round.closedAtMs else { return nil }
-        let valid = round.ranking.contains { nowMs < closed + Int64($0.expiresInS ?? round.defaultHoldS) * 1000 }
+        let valid = round.ranking.contains { nowMs < $0.expiresAtMs(closedAtMs: closed, defaultHoldS: round.defaultHoldS) }
         return valid ? round : nil
     }
 

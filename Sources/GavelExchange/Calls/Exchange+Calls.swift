@@ -27,10 +27,13 @@ public struct CallEventOutcome: Sendable, Hashable {
 extension Exchange {
     /// Calls without a bid's own minimum duration are billable from this many seconds.
     public static let defaultMinDurationS = 60
+    /// Call events have no round budget; their commits are still bounded.
+    static let eventStoreWaitMs = 2_000
 
     /// `POST /v1/calls`: ping the call buyers with coarse caller data (or reuse this caller's
     /// still-valid bids), route to the best bid whose buyer has a free slot, record, answer.
-    public func runCall(_ submission: CallSubmission, seller: Seller, arrival: ContinuousClock.Instant) async throws(ExchangeError) -> CallRouting {
+    public func runCall(_ submission: CallSubmission, seller: Seller, arrival: ContinuousClock.Instant,
+                        ticket: IdempotencyTicket? = nil) async throws(ExchangeError) -> CallRouting {
         let now = Date()
         let callerHash = hasher.hash(phoneNumber: submission.callerNumber)
         var attribution: TrackingDesk.Attribution?
@@ -42,7 +45,7 @@ extension Exchange {
         let context = RoundContext(
             auctionID: AuctionID.make(prefix: "call_", nowMs: RoundContext.nowMs), config: config, campaign: submission.campaign,
             seller: seller, lead: submission.eligibilityFields, contact: JSONObject(["number": .string(submission.callerNumber)]), consent: nil,
-            contactHash: callerHash, arrival: arrival, tmaxMs: submission.tmaxMs
+            contactHash: callerHash, arrival: arrival, tmaxMs: submission.tmaxMs, ticket: ticket
         )
         let cacheKey = "\(submission.campaign.id)|\(callerHash)"
         var round: AuctionRound
@@ -62,16 +65,20 @@ extension Exchange {
         var events: [CallEventRecord] = []
         guard let (bid, slot, increments) = await routeNext(&round, context: context) else {
             events.append(CallEventRecord(type: "unrouted", buyerID: nil, atMs: RoundContext.nowMs, detail: "no valid bid with a free buyer"))
-            let record = callRecord(round, context: context, phase: .final, status: "unrouted", current: nil, events: events,
+            var record = callRecord(round, context: context, phase: .final, status: "unrouted", current: nil, events: events,
                                     attribution: attribution, routingUs: routingUs, increments: [])
-            try await commit(record)
-            return CallRouting(callID: context.auctionID, routed: false, destination: nil, payout: .zero, minDurationS: nil, expiresAtMs: nil)
+            let unrouted = CallRouting(callID: context.auctionID, routed: false, destination: nil, payout: .zero, minDurationS: nil, expiresAtMs: nil)
+            record.answer = ticket?.answer(unrouted.json, roundID: context.auctionID)
+            try await commit(record, waitMs: context.storeWaitMs)
+            return unrouted
         }
         events.append(CallEventRecord(type: "routed", buyerID: bid.buyerID, atMs: RoundContext.nowMs, detail: bid.destination))
-        let record = callRecord(round, context: context, phase: .live, status: "routed", current: bid, events: events,
+        var record = callRecord(round, context: context, phase: .live, status: "routed", current: bid, events: events,
                                 attribution: attribution, routingUs: routingUs, increments: increments)
+        let routed = routing(for: bid, context: context, round: round)
+        record.answer = ticket?.answer(routed.json, roundID: context.auctionID)
         do throws(ExchangeError) {
-            try await commit(record)
+            try await commit(record, waitMs: context.storeWaitMs)
         } catch {
             _ = await ledger.endCall(slot, how: .failed)
             throw error
@@ -81,7 +88,7 @@ extension Exchange {
             routingUs: routingUs, releaseAt: now.addingTimeInterval(Double(context.campaign.maxCallS))
         )
         await calls.add(session, id: context.auctionID)
-        return routing(for: bid, context: context, round: round)
+        return routed
     }
 
     /// `POST /v1/calls/{id}/events`.
@@ -101,7 +108,7 @@ extension Exchange {
                 if session.status == .routed { session.round.recordPost(.accepted(reference: nil), latencyUs: 0) }
                 session.status = .connected
                 session.events.append(CallEventRecord(type: "connected", buyerID: buyerID, atMs: nowMs))
-                try await commit(callRecord(session, phase: .live, status: "connected", increments: []))
+                try await commit(callRecord(session, phase: .live, status: "connected", increments: []), waitMs: Exchange.eventStoreWaitMs)
                 await calls.checkIn(callID, session: session)
                 return CallEventOutcome(status: "connected", routing: nil, payout: .zero)
 
@@ -118,7 +125,7 @@ extension Exchange {
                     let record = callRecord(session.round, context: session.context, phase: .final, status: "unrouted", current: nil,
                                             events: session.events, attribution: session.attribution, routingUs: session.routingUs,
                                             increments: increments)
-                    try await commit(record)
+                    try await commit(record, waitMs: Exchange.eventStoreWaitMs)
                     await calls.checkIn(callID, session: nil)
                     return CallEventOutcome(status: "unrouted", routing: CallRouting(callID: callID, routed: false, payout: .zero), payout: .zero)
                 }
@@ -126,7 +133,7 @@ extension Exchange {
                 session.current = bid
                 session.slot = slot
                 session.events.append(CallEventRecord(type: "routed", buyerID: bid.buyerID, atMs: nowMs, detail: bid.destination))
-                try await commit(callRecord(session, phase: .live, status: "routed", increments: increments))
+                try await commit(callRecord(session, phase: .live, status: "routed", increments: increments), waitMs: Exchange.eventStoreWaitMs)
                 await calls.checkIn(callID, session: session)
                 return CallEventOutcome(status: "routed", routing: routing(for: bid, context: session.context, round: session.round), payout: .zero)
 
@@ -142,7 +149,7 @@ extension Exchange {
                 session.events.append(CallEventRecord(type: "completed", buyerID: buyerID, atMs: nowMs, durationS: duration,
                                                       recordingURL: event.recordingURL, detail: converted ? "converted" : "not converted"))
                 let status = converted ? "converted" : "not_converted"
-                try await commit(callRecord(session, phase: .final, status: status, increments: increments, billable: converted))
+                try await commit(callRecord(session, phase: .final, status: status, increments: increments, billable: converted), waitMs: Exchange.eventStoreWaitMs)
                 await calls.checkIn(callID, session: nil)
                 let payout = converted ? session.context.campaign.payout.payout(forPrice: session.current.price) : .zero
                 if converted {
@@ -174,7 +181,7 @@ extension Exchange {
             session.events.append(CallEventRecord(type: "released", buyerID: session.current.buyerID, atMs: RoundContext.nowMs,
                                                   detail: "no completed event within \(session.context.campaign.maxCallS) s"))
             do {
-                try await commit(callRecord(session, phase: .final, status: "abandoned", increments: increments))
+                try await commit(callRecord(session, phase: .final, status: "abandoned", increments: increments), waitMs: Exchange.eventStoreWaitMs)
             } catch {
                 logger.error("abandoned call not recorded", metadata: ["auction_id": "\(session.context.auctionID)", "error": "\(error)"])
             }
@@ -216,12 +223,12 @@ extension Exchange {
         CallRouting(
             callID: context.auctionID, routed: true, destination: bid.destination,
             payout: context.campaign.payout.payout(forPrice: bid.price), minDurationS: bid.minDurationS ?? Exchange.defaultMinDurationS,
-            expiresAtMs: round.closedAtMs.map { $0 + Int64(bid.expiresInS ?? context.campaign.bidHoldS) * 1000 }
+            expiresAtMs: round.closedAtMs.map { bid.expiresAtMs(closedAtMs: $0, defaultHoldS: context.campaign.bidHoldS) }
         )
     }
 
-    private func commit(_ record: RoundRecord) async throws(ExchangeError) {
-        try await persist(record)
+    private func commit(_ record: RoundRecord, waitMs: Int) async throws(ExchangeError) {
+        try await persist(record, waitMs: waitMs)
         if record.phase != .live {
             metrics.recordRound(kind: .call, status: record.status == "unrouted" ? "unrouted" : "routed", durationUs: record.durationUs, entries: record.entries)
         }

@@ -14,6 +14,11 @@ public actor BuyerLedger {
         public var price: Money
         var windows: CapWindows
         var contactHash: String?
+
+        /// The counters this reservation takes once committed.
+        public var increments: [CapIncrement] {
+            [windows.hour, windows.day, windows.month].map { CapIncrement(buyerID: buyerID, window: $0, count: 1, spend: price) }
+        }
     }
 
     struct Counter {
@@ -115,9 +120,7 @@ public actor BuyerLedger {
             pendingContacts.remove("\(reservation.buyerID)|\(hash)")
             sales[hash, default: [:]][reservation.buyerID] = date
         }
-        return [reservation.windows.hour, reservation.windows.day, reservation.windows.month].map {
-            CapIncrement(buyerID: reservation.buyerID, window: $0, count: 1, spend: reservation.price)
-        }
+        return reservation.increments
     }
 
     /// Ping outcomes of one round: failures build up to a back-off, any answer resets it.

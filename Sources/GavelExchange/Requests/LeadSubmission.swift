@@ -126,12 +126,28 @@ public struct LeadSubmission: Sendable {
         return contact
     }
 
+    /// The seller's consent evidence. Only `BuyerProtocol.pingConsentKeys` go into pings; the whole
+    /// object is kept with the contact and sent in the winner's post.
     static func consentFields(_ value: JSONValue?) throws(RequestError) -> JSONObject? {
         guard let value, !value.isNull else { return nil }
         guard let consent = value.objectValue else { throw .invalid("consent", "must be an object") }
-        if let url = consent["trustedform_cert_url"] {
-            guard let text = url.stringValue, text.hasPrefix("https://") else {
+        if let url = consent["trustedform_cert_url"], !url.isNull {
+            guard let text = url.stringValue, text.hasPrefix("https://"), text.utf8.count <= 2048 else {
                 throw .invalid("consent.trustedform_cert_url", "must be an https:// certificate URL")
+            }
+        }
+        if let lead = consent["jornaya_leadid"], !lead.isNull {
+            guard let text = lead.stringValue, !text.isEmpty, text.utf8.count <= 128 else {
+                throw .invalid("consent.jornaya_leadid", "must be the Jornaya LeadiD token, a string of 1 to 128 characters")
+            }
+        }
+        if let tcpa = consent["tcpa_consent"], !tcpa.isNull {
+            guard case .bool = tcpa else { throw .invalid("consent.tcpa_consent", "must be true or false") }
+        }
+        for (key, field) in consent {
+            switch field {
+            case .string, .number, .bool, .null: continue
+            default: throw .invalid("consent.\(key)", "must be a string, number or boolean")
             }
         }
         return consent

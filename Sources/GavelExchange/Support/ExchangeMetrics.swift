@@ -9,6 +9,10 @@ struct ExchangeMetrics: Sendable {
     private let pingLatency: Timer
     let revenue: Counter
     let payout: Counter
+    /// Rounds in the database whose post outcome is unknown (CONTRACT v2 `post_unknown`), read at start-up.
+    let postUnknown: Gauge
+    /// Round-starting requests shed with 503 `overloaded`.
+    let shed: Counter
 
     init() {
         var rounds: [String: Counter] = [:]
@@ -25,6 +29,8 @@ struct ExchangeMetrics: Sendable {
         pingLatency = Timer(label: "gavel_ping_latency_seconds")
         revenue = Counter(label: "gavel_revenue_units_total")
         payout = Counter(label: "gavel_payout_units_total")
+        postUnknown = Gauge(label: "gavel_post_unknown_rounds")
+        shed = Counter(label: "gavel_overload_shed_total")
     }
 
     func recordRound(kind: AuctionKind, status: String, durationUs: Int, entries: [AuctionRound.BuyerEntry]) {

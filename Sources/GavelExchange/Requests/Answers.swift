@@ -1,0 +1,86 @@
+import Foundation
+import GavelCore
+import GavelStore
+
+/// A request's idempotency key, as the exchange needs it: the key's scope and the body's hash.
+/// The answer is stored in the round's own transaction, so a committed round always has it.
+public struct IdempotencyTicket: Sendable, Hashable {
+    /// Seller, method, path and key.
+    public var scope: String
+    /// SHA-256 (hex) of the body's canonical JSON.
+    public var bodyHash: String
+
+    public init(scope: String, bodyHash: String) {
+        self.scope = scope
+        self.bodyHash = bodyHash
+    }
+
+    /// The stored form of a 200 answer with `json` as its body.
+    func answer(_ json: JSONValue, roundID: String) -> StoredAnswer {
+        StoredAnswer(scope: scope, bodyHash: bodyHash, status: 200, response: JSONText.body(json), roundID: roundID,
+                     createdAtMs: RoundContext.nowMs)
+    }
+}
+
+/// Response bodies as sent: the same bytes for a first answer and for its idempotent repeats.
+public enum JSONText {
+    public static func body(_ json: JSONValue) -> String { json.serialized + "\n" }
+}
+
+// The answers of CONTRACT's seller endpoints, rendered once here so that the HTTP edge and the
+// idempotency store send the same bytes.
+
+extension LeadResult {
+    /// `{"auction_id", "status": "sold" | "unsold", "payout"}`.
+    public var json: JSONValue {
+        ["auction_id": .string(auctionID), "status": .string(sold ? "sold" : "unsold"), "payout": JSONValue(payout)]
+    }
+}
+
+extension PingResult {
+    /// `{"ping_id", "status": "bid" | "no_bid", "payout", "expires_at"}`.
+    public var json: JSONValue {
+        [
+            "ping_id": .string(pingID), "status": .string(hasBid ? "bid" : "no_bid"), "payout": JSONValue(payout),
+            "expires_at": .string(Timestamps.rfc3339(ms: expiresAtMs)),
+        ]
+    }
+}
+
+extension CallRouting {
+    /// `{"call_id", "status": "routed" | "unrouted", "destination", "payout", "min_duration_s", "expires_at"}`.
+    public var json: JSONValue {
+        var object = JSONObject()
+        object["call_id"] = .string(callID)
+        object["status"] = .string(routed ? "routed" : "unrouted")
+        object["destination"] = destination.map(JSONValue.string) ?? .null
+        object["payout"] = JSONValue(payout)
+        object["min_duration_s"] = minDurationS.map { .number(String($0)) } ?? .null
+        object["expires_at"] = expiresAtMs.map { .string(Timestamps.rfc3339(ms: $0)) } ?? .null
+        return .object(object)
+    }
+}
+
+extension CallEventOutcome {
+    /// `{"call_id", "status", "payout"}`, plus the next destination when a failed transfer was routed on.
+    public func json(callID: String) -> JSONValue {
+        var object = JSONObject()
+        object["call_id"] = .string(callID)
+        object["status"] = .string(status)
+        object["payout"] = JSONValue(payout)
+        if let routing, routing.routed, case .object(let fields) = routing.json {
+            for key in ["destination", "min_duration_s", "expires_at"] { object[key] = fields[key] }
+            object["payout"] = fields["payout"]
+        }
+        return .object(object)
+    }
+}
+
+public enum Timestamps {
+    /// RFC 3339 in UTC with milliseconds.
+    public static func rfc3339(ms: Int64) -> String {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return formatter.string(from: Date(timeIntervalSince1970: Double(ms) / 1000))
+    }
+}
