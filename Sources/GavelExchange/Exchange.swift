@@ -158,6 +158,7 @@ public final class Exchange: Sendable {
         }
         switch claim {
         case .done(.success(let result)):
+            await storeAnswer(ticket, json: result.json)
             return result
         case .done(.failure(let error)):
             // The first post's commit failed: if it sold, the round is kept and its commit retried now.
@@ -172,7 +173,9 @@ public final class Exchange: Sendable {
         case .expired:
             throw .request(RequestError(status: 410, code: "ping_expired", message: "the bids of ping \(pingID) have expired", field: "ping_id"))
         case .unknown:
-            return try await recordedPostResult(pingID: pingID, seller: seller)
+            let result = try await recordedPostResult(pingID: pingID, seller: seller)
+            await storeAnswer(ticket, json: result.json)
+            return result
         case .run(var held):
             let pinged = held.context
             var merged = pinged.lead

@@ -17,54 +17,28 @@ struct CallAPI: Sendable {
 
     func call(_ request: Request) async -> Response {
         let arrival = ContinuousClock.now
-        let config = exchange.config
-        do {
-            let seller = try sellers.authenticate(request, config: config)
-            let submission = try CallSubmission.parse(try await sellers.collect(request), seller: seller, config: config)
-            do {
-                return JSONResponses.ok(CallAPI.json(try await exchange.runCall(submission, seller: seller, arrival: arrival)))
+        return await sellers.write(request, path: "/v1/calls") { seller, body, config, ticket throws(RequestError) in
+            let submission = try CallSubmission.parse(body, seller: seller, config: config)
+            do throws(ExchangeError) {
+                return .ok(try await exchange.runCall(submission, seller: seller, arrival: arrival, ticket: ticket).json)
             } catch {
-                return JSONResponses.unavailable(error)
+                return .unavailable(error)
             }
-        } catch {
-            return JSONResponses.error(error)
         }
     }
 
     func event(_ request: Request, callID: String) async -> Response {
-        do {
-            let seller = try sellers.authenticate(request, config: exchange.config)
-            let event = try CallEvent.parse(try await sellers.collect(request))
-            do {
-                let outcome = try await exchange.handleCallEvent(callID: callID, event: event, seller: seller)
-                var object = JSONObject()
-                object["call_id"] = .string(callID)
-                object["status"] = .string(outcome.status)
-                object["payout"] = JSONValue(outcome.payout)
-                if let routing = outcome.routing, routing.routed, case .object(let fields) = CallAPI.json(routing) {
-                    for key in ["destination", "min_duration_s", "expires_at"] { object[key] = fields[key] }
-                    object["payout"] = fields["payout"]
-                }
-                return JSONResponses.ok(.object(object))
+        await sellers.write(request, path: "/v1/calls/\(callID)/events") { seller, body, _, ticket throws(RequestError) in
+            let event = try CallEvent.parse(body)
+            do throws(Exchange.PostError) {
+                let outcome = try await exchange.handleCallEvent(callID: callID, event: event, seller: seller, ticket: ticket)
+                return .ok(outcome.json(callID: callID))
             } catch {
                 switch error {
-                case .request(let requestError): return JSONResponses.error(requestError)
-                case .exchange(let exchangeError): return JSONResponses.unavailable(exchangeError)
+                case .request(let requestError): return .failed(requestError)
+                case .exchange(let exchangeError): return .unavailable(exchangeError)
                 }
             }
-        } catch {
-            return JSONResponses.error(error)
         }
-    }
-
-    static func json(_ routing: CallRouting) -> JSONValue {
-        var object = JSONObject()
-        object["call_id"] = .string(routing.callID)
-        object["status"] = .string(routing.routed ? "routed" : "unrouted")
-        object["destination"] = routing.destination.map(JSONValue.string) ?? .null
-        object["payout"] = JSONValue(routing.payout)
-        object["min_duration_s"] = routing.minDurationS.map { .number(String($0)) } ?? .null
-        object["expires_at"] = routing.expiresAtMs.map { .string(Timestamps.rfc3339(ms: $0)) } ?? .null
-        return .object(object)
     }
 }

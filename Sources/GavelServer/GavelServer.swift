@@ -49,7 +49,8 @@ public struct GavelServer: Sendable {
     func application(onListening: @escaping @Sendable (Int) async -> Void) -> some ApplicationProtocol {
         let router = Router()
         router.add(middleware: JSONErrorMiddleware())
-        let sellerAPI = SellerAPI(exchange: exchange)
+        router.add(middleware: MethodNotAllowedMiddleware(router: router))  // before every route: 405 + Allow
+        let sellerAPI = SellerAPI(exchange: exchange, idempotency: IdempotencyGate(exchange: exchange))
         sellerAPI.register(on: router)
         CallAPI(exchange: exchange, sellers: sellerAPI).register(on: router)
         TrackingAPI(exchange: exchange).register(on: router)

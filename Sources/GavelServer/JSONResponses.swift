@@ -17,22 +17,28 @@ enum JSONResponses {
     }
 
     static func error(_ error: RequestError) -> Response {
-        var body = JSONObject()
-        body["code"] = .string(error.code)
-        body["message"] = .string(error.message)
-        if let field = error.field { body["field"] = .string(field) }
-        var response = ok(.object(JSONObject(["error": .object(body)])), status: HTTPResponse.Status(code: error.status))
+        var response = Response(
+            status: HTTPResponse.Status(code: error.status), headers: [.contentType: "application/json"],
+            body: ResponseBody(byteBuffer: ByteBuffer(string: errorText(error)))
+        )
         if error.status == 401 { response.headers[.wwwAuthenticate] = "Bearer" }
         if let seconds = error.retryAfterS { response.headers[.retryAfter] = String(seconds) }
         return response
     }
 
-    /// The exchange itself failed (the database): the only 5xx, and it says the round did not count.
+    /// The error body of `error`, as sent (and as stored for an idempotency key).
+    static func errorText(_ error: RequestError) -> String {
+        var body = JSONObject()
+        body["code"] = .string(error.code)
+        body["message"] = .string(error.message)
+        if let field = error.field { body["field"] = .string(field) }
+        return JSONText.body(.object(JSONObject(["error": .object(body)])))
+    }
+
+    /// The exchange itself failed (the database, overload): the only 5xx; its message says what
+    /// the seller may assume and do.
     static func unavailable(_ error: ExchangeError) -> Response {
-        let body: JSONValue = ["error": [
-            "code": .string(error.shortDescription),
-            "message": "the exchange could not record this round, so it does not count; retry later",
-        ]]
+        let body: JSONValue = ["error": ["code": .string(error.shortDescription), "message": .string(error.message)]]
         var response = ok(body, status: .serviceUnavailable)
         response.headers[.retryAfter] = "1"
         return response

@@ -1,4 +1,5 @@
 import GavelCore
+import GavelExchange
 import GavelStore
 
 /// The JSON of `GET /v1/auctions/{id}`: every buyer considered with its reason, bid and latency;

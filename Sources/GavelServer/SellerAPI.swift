@@ -8,6 +8,7 @@ import NIOCore
 /// The seller endpoints of CONTRACT.md: leads, pings, posts, and the round read-back.
 struct SellerAPI: Sendable {
     let exchange: Exchange
+    let idempotency: IdempotencyGate
     /// Requests larger than this are refused with 413 before they are parsed.
     static let maxBodyBytes = 256 * 1024
 
@@ -22,63 +23,69 @@ struct SellerAPI: Sendable {
 
     func leads(_ request: Request) async -> Response {
         let arrival = ContinuousClock.now
-        let config = exchange.config
-        do {
-            let seller = try authenticate(request, config: config)
-            let body = try await collect(request)
+        return await write(request, path: "/v1/leads") { seller, body, config, ticket throws(RequestError) in
             let submission = try LeadSubmission.parse(body, shape: .fullLead, seller: seller, config: config)
-            do {
-                let result = try await exchange.runLead(submission, seller: seller, arrival: arrival)
-                return JSONResponses.ok(leadResultJSON(result))
+            do throws(ExchangeError) {
+                return .ok(try await exchange.runLead(submission, seller: seller, arrival: arrival, ticket: ticket).json)
             } catch {
-                return JSONResponses.unavailable(error)
+                return .unavailable(error)
             }
-        } catch {
-            return JSONResponses.error(error)
         }
     }
 
     func pings(_ request: Request) async -> Response {
         let arrival = ContinuousClock.now
-        let config = exchange.config
-        do {
-            let seller = try authenticate(request, config: config)
-            let body = try await collect(request)
+        return await write(request, path: "/v1/pings") { seller, body, config, ticket throws(RequestError) in
             let submission = try LeadSubmission.parse(body, shape: .pingOnly, seller: seller, config: config)
-            do {
-                let result = try await exchange.runPing(submission, seller: seller, arrival: arrival)
-                return JSONResponses.ok([
-                    "ping_id": .string(result.pingID),
-                    "status": .string(result.hasBid ? "bid" : "no_bid"),
-                    "payout": JSONValue(result.payout),
-                    "expires_at": .string(Timestamps.rfc3339(ms: result.expiresAtMs)),
-                ])
+            do throws(ExchangeError) {
+                return .ok(try await exchange.runPing(submission, seller: seller, arrival: arrival, ticket: ticket).json)
             } catch {
-                return JSONResponses.unavailable(error)
+                return .unavailable(error)
             }
-        } catch {
-            return JSONResponses.error(error)
         }
     }
 
     func posts(_ request: Request) async -> Response {
         let arrival = ContinuousClock.now
-        let config = exchange.config
-        do {
-            let seller = try authenticate(request, config: config)
-            let body = try await collect(request)
+        return await write(request, path: "/v1/posts") { seller, body, config, ticket throws(RequestError) in
             let post = try PostSubmission.parse(body, config: config)
-            do {
-                let result = try await exchange.runPost(pingID: post.pingID, lead: post.lead, contact: post.contact, seller: seller, arrival: arrival)
-                return JSONResponses.ok(leadResultJSON(result))
+            do throws(Exchange.PostError) {
+                let result = try await exchange.runPost(
+                    pingID: post.pingID, lead: post.lead, contact: post.contact, seller: seller, arrival: arrival, ticket: ticket)
+                return .ok(result.json)
             } catch {
                 switch error {
-                case .request(let requestError): return JSONResponses.error(requestError)
-                case .exchange(let exchangeError): return JSONResponses.unavailable(exchangeError)
+                case .request(let requestError): return .failed(requestError)
+                case .exchange(let exchangeError): return .unavailable(exchangeError)
                 }
             }
+        }
+    }
+
+    /// Every seller write: the key checked (401) before the body is read, the body read (413),
+    /// the `Idempotency-Key` checked (400) and honoured, then `operation`.
+    func write(
+        _ request: Request, path: String,
+        _ operation: @escaping @Sendable (Seller, [UInt8], ExchangeConfig, IdempotencyTicket?) async throws(RequestError) -> EdgeAnswer
+    ) async -> Response {
+        let config = exchange.config
+        let seller: Seller
+        let body: [UInt8]
+        let ticket: IdempotencyTicket?
+        do {
+            seller = try authenticate(request, config: config)
+            body = try await collect(request)
+            ticket = try IdempotencyTicket.make(
+                key: request.headers[IdempotencyGate.header], sellerID: seller.id, method: request.method.rawValue, path: path, body: body)
         } catch {
             return JSONResponses.error(error)
+        }
+        return await idempotency.run(ticket) {
+            do throws(RequestError) {
+                return try await operation(seller, body, config, ticket)
+            } catch {
+                return .failed(error)
+            }
         }
     }
 
@@ -126,14 +133,6 @@ struct SellerAPI: Sendable {
             throw RequestError(status: 413, code: "body_too_large", message: "request bodies are limited to \(SellerAPI.maxBodyBytes) bytes")
         }
     }
-
-    func leadResultJSON(_ result: LeadResult) -> JSONValue {
-        [
-            "auction_id": .string(result.auctionID),
-            "status": .string(result.sold ? "sold" : "unsold"),
-            "payout": JSONValue(result.payout),
-        ]
-    }
 }
 
 /// `POST /v1/posts`: `{"ping_id": "...", "lead": {...}, "contact": {...}}`.
@@ -152,14 +151,5 @@ struct PostSubmission {
         let lead = try object["lead"].map { value throws(RequestError) in try LeadSubmission.leadFieldsForPost(value) }
         let contact = try LeadSubmission.contactFields(object["contact"], field: "contact")
         return PostSubmission(pingID: pingID, lead: lead, contact: contact)
-    }
-}
-
-enum Timestamps {
-    /// RFC 3339 in UTC with milliseconds.
-    static func rfc3339(ms: Int64) -> String {
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return formatter.string(from: Date(timeIntervalSince1970: Double(ms) / 1000))
     }
 }

@@ -108,6 +108,12 @@ extension Exchange {
         }
     }
 
+    /// Stores a 200 answer that repeats one already given (a second post of a ping): it has no new round.
+    func storeAnswer(_ ticket: IdempotencyTicket?, json: JSONValue) async {
+        guard let ticket else { return }
+        await storeAnswer(ticket, status: 200, body: JSONText.body(json))
+    }
+
     /// Idempotency keys are kept this long (CONTRACT v2: 24 h).
     public static let idempotencyWindowMs: Int64 = 24 * 3_600_000
 

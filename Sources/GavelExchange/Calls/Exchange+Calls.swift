@@ -92,7 +92,13 @@ extension Exchange {
     }
 
     /// `POST /v1/calls/{id}/events`.
-    public func handleCallEvent(callID: String, event: CallEvent, seller: Seller) async throws(PostError) -> CallEventOutcome {
+    public func handleCallEvent(callID: String, event: CallEvent, seller: Seller, ticket: IdempotencyTicket? = nil) async throws(PostError) -> CallEventOutcome {
+        let outcome = try await applyCallEvent(callID: callID, event: event, seller: seller)
+        await storeAnswer(ticket, json: outcome.json(callID: callID))
+        return outcome
+    }
+
+    private func applyCallEvent(callID: String, event: CallEvent, seller: Seller) async throws(PostError) -> CallEventOutcome {
         guard var session = await calls.checkOut(callID) else {
             throw .request(try await endedCallError(callID: callID, seller: seller))
         }

@@ -1,6 +1,7 @@
 import Foundation
 import GavelCore
 import GavelStore
+import Crypto
 
 /// A request's idempotency key, as the exchange needs it: the key's scope and the body's hash.
 /// The answer is stored in the round's own transaction, so a committed round always has it.
@@ -82,5 +83,22 @@ public enum Timestamps {
         let formatter = ISO8601DateFormatter()
         formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
         return formatter.string(from: Date(timeIntervalSince1970: Double(ms) / 1000))
+    }
+}
+
+extension IdempotencyTicket {
+    /// The ticket for a request that sent `Idempotency-Key: key` (nil when it sent none). The key
+    /// is scoped to the seller, the method and the path (CONTRACT v2); the body is compared by
+    /// its canonical JSON, or byte for byte when it is not JSON.
+    public static func make(key: String?, sellerID: String, method: String, path: String, body: [UInt8]) throws(RequestError) -> IdempotencyTicket? {
+        guard let key else { return nil }
+        guard (1...255).contains(key.utf8.count), key.utf8.allSatisfy({ (0x20...0x7E).contains($0) }) else {
+            throw RequestError(status: 400, code: "invalid_header", message: "Idempotency-Key must be 1 to 255 printable ASCII characters",
+                               field: "Idempotency-Key")
+        }
+        let canonical: [UInt8]
+        if let json = try? JSONValue.parse(body) { canonical = Array(json.canonical.utf8) } else { canonical = body }
+        let hash = SHA256.hash(data: canonical).map { String(format: "%02x", $0) }.joined()
+        return IdempotencyTicket(scope: "\(sellerID) \(method) \(path) \(key)", bodyHash: hash)
     }
 }

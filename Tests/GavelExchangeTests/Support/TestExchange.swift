@@ -148,13 +148,21 @@ final class TestExchange: @unchecked Sendable {
     }
 
     /// An HTTP request to the running server.
-    func http(_ method: HTTPRequest.Method, _ path: String, body: String? = nil, key: String? = TestExchange.sellerKey) async throws -> (status: Int, json: JSONValue) {
+    func http(_ method: HTTPRequest.Method, _ path: String, body: String? = nil, key: String? = TestExchange.sellerKey,
+              headers extra: [(name: String, value: String)] = []) async throws -> (status: Int, json: JSONValue) {
+        let response = try await rawHTTP(method, path, body: body, key: key, headers: extra)
+        return (response.status, (try? JSONValue.parse(response.body)) ?? .null)
+    }
+
+    /// An HTTP request to the running server, answered as it came (status, body bytes).
+    func rawHTTP(_ method: HTTPRequest.Method, _ path: String, body: String? = nil, key: String? = TestExchange.sellerKey,
+                 headers extra: [(name: String, value: String)] = []) async throws -> HTTPResponse {
         var headers: [(name: String, value: String)] = [("Content-Type", "application/json")]
         if let key { headers.append(("Authorization", "Bearer \(key)")) }
+        headers += extra
         let request = HTTPRequest(url: "http://127.0.0.1:\(port)\(path)", method: method, headers: headers,
                                   body: Array((body ?? "").utf8), timeoutMs: 10_000)
-        let response = try await client.send(request).get()
-        return (response.status, (try? JSONValue.parse(response.body)) ?? .null)
+        return try await client.send(request).get()
     }
 
     func round(_ id: String) async throws -> StoredRound {
