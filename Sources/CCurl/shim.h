@@ -40,6 +40,23 @@ static inline CURLMcode ccurl_multi_setopt_long(CURLM *handle, CURLMoption optio
     return curl_multi_setopt(handle, option, value);
 }
 
+// libcurl calls this before it looks up a host that is not in its DNS cache. GavelPing pins every
+// host name (CURLOPT_RESOLVE) after resolving it on threads of its own, so the only lookup it allows
+// is of an address literal, which libcurl parses without a resolver thread. `allow` is the
+// CURLOPT_RESOLVER_START_DATA pointer: NULL refuses, and the transfer fails as
+// CURLE_COULDNT_RESOLVE_HOST instead of resolving on (and later stalling) the engine thread.
+static inline int ccurl_resolver_start_gate(void *resolver_state, void *reserved, void *allow) {
+    (void)resolver_state;
+    (void)reserved;
+    return allow ? 0 : 1;
+}
+
+static inline CURLcode ccurl_easy_setopt_resolver_gate(CURL *handle, int allow_lookup) {
+    CURLcode result = curl_easy_setopt(handle, CURLOPT_RESOLVER_START_FUNCTION, ccurl_resolver_start_gate);
+    if (result != CURLE_OK) return result;
+    return curl_easy_setopt(handle, CURLOPT_RESOLVER_START_DATA, allow_lookup ? (void *)1 : NULL);
+}
+
 // CURLMsg's `data` is a union; Swift sees it, but reading `result` through a helper is clearer.
 static inline CURLcode ccurl_msg_result(CURLMsg *message) {
     return message->data.result;

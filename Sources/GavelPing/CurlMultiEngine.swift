@@ -8,6 +8,10 @@ import Synchronization
 /// Callers `await send(_:)`; the request goes onto a lock-protected queue, `curl_multi_wakeup`
 /// rouses the loop, and the loop resumes the caller's continuation when the transfer ends.
 /// Thousands of transfers share the thread, and connections are kept alive across requests.
+///
+/// Host names are resolved by a `HostResolver` before a transfer reaches the thread and pinned on it,
+/// so no lookup ever runs on, or stalls, the engine thread; `prepare(urls:)` resolves buyers ahead of
+/// time. Proxy environment variables are ignored.
 public final class CurlMultiEngine: Sendable {
     public struct Configuration: Sendable {
         /// Answers larger than this fail as `tooLarge`.
@@ -31,28 +35,52 @@ public final class CurlMultiEngine: Sendable {
     }
 
     private let configuration: Configuration
+    private let resolver: HostResolver
     private let shared = Mutex(Shared())
     private let multi: CurlMulti
     private let stopped = DispatchSemaphore(value: 0)
     private let logger: Logger
 
-    public init(configuration: Configuration = Configuration(), logger: Logger = Logger(label: "gavel.ping")) {
+    /// - Parameter resolver: resolves host names off the engine thread; a `HostResolver` over
+    ///   `getaddrinfo` unless given.
+    public init(configuration: Configuration = Configuration(), resolver: HostResolver? = nil,
+                logger: Logger = Logger(label: "gavel.ping")) {
         CurlGlobal.initialize()
         self.configuration = configuration
+        self.resolver = resolver ?? HostResolver(logger: logger)
         self.logger = logger
         self.multi = CurlMulti(maxConnects: configuration.maxIdleConnections)
         let thread = Thread { [self] in
+            #if os(Linux)
             ccurl_name_this_thread("gavel-curl")
+            #endif
             self.runLoop()
         }
         thread.start()
     }
 
+    /// Starts resolving the host names in `urls` in the background and keeps them fresh, so
+    /// transfers to them find their addresses waiting. Call it with every buyer URL at start-up and
+    /// after each config reload. Never blocks; address literals and URLs that do not parse are skipped.
+    public func prepare(urls: some Sequence<String>) {
+        resolver.prepare(hosts: urls.compactMap { TransferTarget(url: $0)?.hostName })
+    }
+
     /// Sends `request` and returns when the answer is complete or the request failed.
     /// Never throws: a transport failure is a value, because for an auction it is an answer too.
+    ///
+    /// A host name not resolved yet is waited for up to the request's deadline, off the engine
+    /// thread; a host whose lookup failed recently fails at once. Both fail as `dns`.
     public func send(_ request: HTTPRequest) async -> HTTPResult {
-        await withCheckedContinuation { continuation in
-            let transfer = Transfer(request: request, maxResponseBytes: configuration.maxResponseBytes,
+        let startNanos = DispatchTime.now().uptimeNanoseconds
+        let addressing: Transfer.Addressing
+        switch await resolveAddressing(for: request, startNanos: startNanos) {
+        case .success(let found): addressing = found
+        case .failure(let error): return .failure(error)
+        }
+        return await withCheckedContinuation { continuation in
+            let transfer = Transfer(request: request, addressing: addressing, startNanos: startNanos,
+                                    maxResponseBytes: configuration.maxResponseBytes,
                                     connectTimeoutMs: configuration.connectTimeoutMs, continuation: continuation)
             let shouldWake = shared.withLock { state -> Bool? in
                 guard !state.shuttingDown else { return nil }
@@ -65,6 +93,24 @@ public final class CurlMultiEngine: Sendable {
             case true?: multi.wakeup()
             case false?: break
             }
+        }
+    }
+
+    /// Resolves the request's host name on the caller's task, never on the engine thread.
+    private func resolveAddressing(for request: HTTPRequest, startNanos: UInt64) async -> Result<Transfer.Addressing, HTTPTransferError> {
+        // Other schemes are refused by `Transfer.start`; there is nothing to resolve for them.
+        guard request.url.hasPrefix("http://") || request.url.hasPrefix("https://"),
+              let target = TransferTarget(url: request.url) else { return .success(.unparsed) }
+        guard let host = target.hostName else { return .success(.literal) }
+        func elapsedUs() -> Int { Int((DispatchTime.now().uptimeNanoseconds - startNanos) / 1000) }
+        switch await resolver.answer(for: host, waitingAtMost: .milliseconds(request.timeoutMs) - .microseconds(elapsedUs())) {
+        case .addresses(let addresses):
+            guard let pin = target.pin(addresses) else { return .failure(.dns("host did not resolve", latencyUs: elapsedUs())) }
+            return .success(.pinned(pin))
+        case .failed:
+            return .failure(.dns("host did not resolve", latencyUs: elapsedUs()))
+        case .pending:
+            return .failure(.dns("host not resolved within the deadline", latencyUs: elapsedUs()))
         }
     }
 
@@ -132,6 +178,9 @@ final class CurlMulti: @unchecked Sendable {
     }
 
     func wakeup() { curl_multi_wakeup(handle) }
+
+    /// Takes back a handle whose transfer never started; it is reset when taken again.
+    func recycle(_ easy: UnsafeMutableRawPointer) { idleEasyHandles.append(easy) }
 
     func takeEasyHandle() -> UnsafeMutableRawPointer? {
         if let easy = idleEasyHandles.popLast() {

@@ -7,25 +7,41 @@ import Foundation
 /// `finish` resumes the continuation exactly once.
 final class Transfer: @unchecked Sendable {
     private let request: HTTPRequest
+    private let addressing: Addressing
     private let maxResponseBytes: Int
     private let connectTimeoutMs: Int
     private var continuation: CheckedContinuation<HTTPResult, Never>?
     private let startNanos: UInt64
     private var headerList: UnsafeMutablePointer<curl_slist>?
+    private var resolveList: UnsafeMutablePointer<curl_slist>?
     private var requestBody: UnsafeMutableBufferPointer<UInt8>?
     private(set) var responseBody: [UInt8] = []
     private(set) var exceededLimit = false
 
-    init(request: HTTPRequest, maxResponseBytes: Int, connectTimeoutMs: Int, continuation: CheckedContinuation<HTTPResult, Never>) {
+    /// How libcurl gets the peer's address; it never resolves a host name itself.
+    enum Addressing: Sendable, Equatable {
+        /// The URL names an address literal, which libcurl parses without a lookup.
+        case literal
+        /// A host name `HostResolver` resolved, pinned with this `CURLOPT_RESOLVE` entry.
+        case pinned(String)
+        /// The URL did not parse here; libcurl rejects it, and may look nothing up meanwhile.
+        case unparsed
+    }
+
+    /// - Parameter startNanos: when `send` was called; the request's deadline counts from there.
+    init(request: HTTPRequest, addressing: Addressing, startNanos: UInt64, maxResponseBytes: Int, connectTimeoutMs: Int,
+         continuation: CheckedContinuation<HTTPResult, Never>) {
         self.request = request
+        self.addressing = addressing
         self.maxResponseBytes = maxResponseBytes
         self.connectTimeoutMs = connectTimeoutMs
         self.continuation = continuation
-        self.startNanos = DispatchTime.now().uptimeNanoseconds
+        self.startNanos = startNanos
     }
 
     deinit {
         if let headerList { curl_slist_free_all(headerList) }
+        if let resolveList { curl_slist_free_all(resolveList) }
         requestBody?.deallocate()
     }
 
@@ -40,45 +56,71 @@ final class Transfer: @unchecked Sendable {
         guard remainingMs > 0 else { return .notSent("deadline passed before the request was sent", latencyUs: elapsedUs) }
         guard let easy = multi.takeEasyHandle() else { return .other("curl_easy_init failed", latencyUs: 0) }
 
-        _ = ccurl_easy_setopt_string(easy, CURLOPT_URL, request.url)
-        _ = ccurl_easy_setopt_string(easy, CURLOPT_PROTOCOLS_STR, "http,https")
-        _ = ccurl_easy_setopt_long(easy, CURLOPT_NOSIGNAL, 1)
-        _ = ccurl_easy_setopt_long(easy, CURLOPT_FOLLOWLOCATION, 0)
-        _ = ccurl_easy_setopt_long(easy, CURLOPT_TCP_NODELAY, 1)
-        _ = ccurl_easy_setopt_long(easy, CURLOPT_TIMEOUT_MS, remainingMs)
-        _ = ccurl_easy_setopt_long(easy, CURLOPT_CONNECTTIMEOUT_MS, min(remainingMs, connectTimeoutMs))
+        let unmanaged = Unmanaged.passRetained(self)
+        do throws(HTTPTransferError) {
+            try configure(easy, remainingMs: remainingMs, context: unmanaged.toOpaque())
+            let added = curl_multi_add_handle(multi.handle, easy)
+            guard added == CURLM_OK else { throw .other(String(cString: curl_multi_strerror(added)), latencyUs: elapsedUs) }
+        } catch {
+            unmanaged.release()
+            multi.recycle(easy)
+            return error
+        }
+        return nil
+    }
+
+    private func configure(_ easy: UnsafeMutableRawPointer, remainingMs: Int, context: UnsafeMutableRawPointer) throws(HTTPTransferError) {
+        try check(ccurl_easy_setopt_string(easy, CURLOPT_URL, request.url), "CURLOPT_URL")
+        try check(ccurl_easy_setopt_string(easy, CURLOPT_PROTOCOLS_STR, "http,https"), "CURLOPT_PROTOCOLS_STR")
+        try check(ccurl_easy_setopt_long(easy, CURLOPT_NOSIGNAL, 1), "CURLOPT_NOSIGNAL")
+        try check(ccurl_easy_setopt_long(easy, CURLOPT_FOLLOWLOCATION, 0), "CURLOPT_FOLLOWLOCATION")
+        try check(ccurl_easy_setopt_long(easy, CURLOPT_TCP_NODELAY, 1), "CURLOPT_TCP_NODELAY")
+        try check(ccurl_easy_setopt_long(easy, CURLOPT_TIMEOUT_MS, remainingMs), "CURLOPT_TIMEOUT_MS")
+        try check(ccurl_easy_setopt_long(easy, CURLOPT_CONNECTTIMEOUT_MS, min(remainingMs, connectTimeoutMs)), "CURLOPT_CONNECTTIMEOUT_MS")
+        // Buyers are reached directly: an empty proxy turns off http_proxy/https_proxy/all_proxy, and an
+        // empty no-proxy list keeps libcurl from reading no_proxy, so the environment plays no part.
+        try check(ccurl_easy_setopt_string(easy, CURLOPT_PROXY, ""), "CURLOPT_PROXY")
+        try check(ccurl_easy_setopt_string(easy, CURLOPT_NOPROXY, ""), "CURLOPT_NOPROXY")
+
+        // A pinned name is a DNS-cache hit, so libcurl starts no resolver thread; the gate refuses any
+        // other lookup of a name, whose clean-up could stall the engine thread.
+        if case .pinned(let entry) = addressing {
+            resolveList = curl_slist_append(nil, entry)
+            try check(ccurl_easy_setopt_slist(easy, CURLOPT_RESOLVE, resolveList), "CURLOPT_RESOLVE")
+        }
+        try check(ccurl_easy_setopt_resolver_gate(easy, addressing == .literal ? 1 : 0), "CURLOPT_RESOLVER_START_FUNCTION")
 
         // An empty "Expect:" stops libcurl from waiting for 100-continue on larger bodies.
         var list = curl_slist_append(nil, "Expect:")
         for header in request.headers { list = curl_slist_append(list, "\(header.name): \(header.value)") }
         headerList = list
-        _ = ccurl_easy_setopt_slist(easy, CURLOPT_HTTPHEADER, list)
+        try check(ccurl_easy_setopt_slist(easy, CURLOPT_HTTPHEADER, list), "CURLOPT_HTTPHEADER")
 
         if request.method == .post {
             let body = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: max(1, request.body.count))
             _ = body.initialize(from: request.body)
             requestBody = body
-            _ = ccurl_easy_setopt_long(easy, CURLOPT_POST, 1)
-            _ = ccurl_easy_setopt_long(easy, CURLOPT_POSTFIELDSIZE, request.body.count)
-            _ = ccurl_easy_setopt_pointer(easy, CURLOPT_POSTFIELDS, UnsafeMutableRawPointer(body.baseAddress))
+            try check(ccurl_easy_setopt_long(easy, CURLOPT_POST, 1), "CURLOPT_POST")
+            try check(ccurl_easy_setopt_long(easy, CURLOPT_POSTFIELDSIZE, request.body.count), "CURLOPT_POSTFIELDSIZE")
+            try check(ccurl_easy_setopt_pointer(easy, CURLOPT_POSTFIELDS, UnsafeMutableRawPointer(body.baseAddress)), "CURLOPT_POSTFIELDS")
         } else {
-            _ = ccurl_easy_setopt_long(easy, CURLOPT_HTTPGET, 1)
+            try check(ccurl_easy_setopt_long(easy, CURLOPT_HTTPGET, 1), "CURLOPT_HTTPGET")
         }
 
-        let unmanaged = Unmanaged.passRetained(self)
-        _ = ccurl_easy_setopt_pointer(easy, CURLOPT_PRIVATE, unmanaged.toOpaque())
-        _ = ccurl_easy_setopt_pointer(easy, CURLOPT_WRITEDATA, unmanaged.toOpaque())
-        _ = ccurl_easy_setopt_write_function(easy) { data, size, count, userdata in
+        try check(ccurl_easy_setopt_pointer(easy, CURLOPT_PRIVATE, context), "CURLOPT_PRIVATE")
+        try check(ccurl_easy_setopt_pointer(easy, CURLOPT_WRITEDATA, context), "CURLOPT_WRITEDATA")
+        try check(ccurl_easy_setopt_write_function(easy) { data, size, count, userdata in
             guard let userdata, let data else { return 0 }
             let transfer = Unmanaged<Transfer>.fromOpaque(userdata).takeUnretainedValue()
             return transfer.receive(UnsafeRawBufferPointer(start: data, count: size * count))
+        }, "CURLOPT_WRITEFUNCTION")
+    }
+
+    /// Every setopt result goes through here: an option libcurl refuses would send another request than asked.
+    private func check(_ code: CURLcode, _ option: StaticString) throws(HTTPTransferError) {
+        guard code == CURLE_OK else {
+            throw .other("\(option): \(String(cString: curl_easy_strerror(code)))", latencyUs: elapsedUs)
         }
-        let added = curl_multi_add_handle(multi.handle, easy)
-        guard added == CURLM_OK else {
-            unmanaged.release()
-            return .other(String(cString: curl_multi_strerror(added)), latencyUs: elapsedUs)
-        }
-        return nil
     }
 
     /// libcurl's write callback: returning less than given aborts the transfer.

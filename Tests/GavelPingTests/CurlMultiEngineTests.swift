@@ -5,10 +5,11 @@ import Testing
 
 /// The libcurl engine against real servers on loopback.
 struct CurlMultiEngineTests {
-    static func withFleet(_ buyers: [String: BuyerBehavior], _ body: (BuyerFleet, CurlMultiEngine) async throws -> Void) async throws {
+    static func withFleet(_ buyers: [String: BuyerBehavior], resolver: HostResolver? = nil,
+                          _ body: (BuyerFleet, CurlMultiEngine) async throws -> Void) async throws {
         let fleet = BuyerFleet(buyers: buyers, seed: 7)
         try await fleet.start()
-        let engine = CurlMultiEngine()
+        let engine = CurlMultiEngine(resolver: resolver)
         do {
             try await body(fleet, engine)
         } catch {
