@@ -70,6 +70,13 @@ public final class Exchange: Sendable {
         self.hasher = ContactHasher(key: configuration.hashKey)
         self.ledger = BuyerLedger(healthPolicy: configuration.health)
         self.logger = logger
+        // Buyer host names are resolved ahead, off the engine thread, and pinned per transfer.
+        engine.prepare(urls: Exchange.buyerURLs(config))
+    }
+
+    /// Every URL the engine will be sent to: the buyers' ping and post endpoints.
+    static func buyerURLs(_ config: ExchangeConfig) -> [String] {
+        config.buyers.flatMap { [$0.ping?.url, $0.post?.url].compactMap { $0 } }
     }
 
     /// Restores cap counters and duplicate windows from the store.
@@ -87,6 +94,8 @@ public final class Exchange: Sendable {
         let since = RoundContext.nowMs - Int64(maxWindowDays) * 86_400_000
         let sales = maxWindowDays > 0 ? try store.salesWithContact(sinceMs: since) : []
         await ledger.restore(counters: counters, sales: sales)
+        try await restoreLiveState()
+        try await restoreTrackingNumbers()
     }
 
     /// Stops the ping engine once transfers in flight end, then closes the store after its last commit.
@@ -109,6 +118,7 @@ public final class Exchange: Sendable {
     /// Swaps the config; rounds in flight finish on the snapshot they started with.
     public func reload(_ config: ExchangeConfig) {
         currentConfig.withLock { $0 = config }
+        engine.prepare(urls: Exchange.buyerURLs(config))
     }
 
     // MARK: Seller entry points
@@ -134,11 +144,13 @@ public final class Exchange: Sendable {
             pingID: context.auctionID, hasBid: top != nil,
             payout: top.map { context.campaign.payout.payout(forPrice: $0.price) } ?? .zero, expiresAtMs: expiresAtMs
         )
+        let heldRound = HeldBids.HeldRound(round: round, context: context, expiresAtMs: expiresAtMs)
         var record = roundRecord(round, context: context, phase: .pinged, status: status, sale: nil, increments: [])
         record.answer = context.ticket?.answer(result.json, roundID: context.auctionID)
+        if top != nil { record.liveState = LiveSnapshots.held(heldRound) }
         try await persist(record, waitMs: context.storeWaitMs)
         metrics.recordRound(kind: .lead, status: status, durationUs: record.durationUs, entries: round.entries)
-        if top != nil { await held.hold(.init(round: round, context: context, expiresAtMs: expiresAtMs), id: context.auctionID) }
+        if top != nil { await held.hold(heldRound, id: context.auctionID) }
         logger.debug("ping round held", metadata: ["auction_id": "\(context.auctionID)", "status": "\(status)"])
         return result
     }

@@ -82,7 +82,7 @@ public struct GavelServer: Sendable {
         let resources = ResourceService(exchange: exchange, logger: logger)
         let reload = ConfigReloadService(exchange: exchange, directory: settings.configDirectory, logger: logger)
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
-            .init(service: resources), .init(service: CallSweepService(exchange: exchange)),
+            .init(service: resources), .init(service: HousekeepingService(exchange: exchange)),
         ]
         if !signals.isEmpty { services.append(.init(service: reload)) }
         services.append(.init(service: application(onListening: onListening)))
@@ -116,14 +116,20 @@ struct ResourceService: Service {
     }
 }
 
-/// Once a second, frees the slots of calls whose `completed` never came (after `max_call_s`).
-struct CallSweepService: Service {
+/// Once a second: frees the slots of calls whose `completed` never came (after `max_call_s`) and
+/// commits again rounds whose commit failed; once a minute: drops expired idempotency keys, held
+/// bids and tracking-number reservations from the store.
+struct HousekeepingService: Service {
     let exchange: Exchange
 
     func run() async throws {
+        var tick = 0
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             try? await Task.sleep(for: .seconds(1))
+            tick += 1
             await exchange.releaseAbandonedCalls()
+            await exchange.retryUnrecordedRounds()
+            if tick % 60 == 0 { await exchange.sweepStore() }
         }
     }
 }

@@ -50,7 +50,7 @@ struct TrackingAPI: Sendable {
                 source: source, medium: text("medium", limit: 64), keyword: text("keyword", limit: 128), gclid: text("gclid", limit: 256),
                 referrer: text("referrer"), landingURL: text("landing_url")
             )
-            let session = await exchange.tracking.assign(campaign: campaign, tracking: tracking, visit: visit, at: Date())
+            let session = await exchange.assignTrackingNumber(campaign: campaign, tracking: tracking, visit: visit)
             response = JSONResponses.ok([
                 "session_id": .string(session.id),
                 "number": .string(session.number),

@@ -38,14 +38,15 @@ public struct RoundRecord: Sendable {
     public var openReasons: [String: String]
     /// Calls: the lifecycle events so far.
     public var events: [CallEventRecord]
-    /// Whether an earlier record of this round may exist: two-phase pings (`png_`) and calls.
-    public var replacesEarlierRecord: Bool { kind == .call || id.hasPrefix("png_") }
     /// Calls: where the call came from (tracking number session, source, keyword), as JSON text.
     public var attributionJSON: String?
     /// The answer to the request, kept for its idempotency key in the round's own transaction.
     public var answer: StoredAnswer?
     /// A second attempt at a commit that failed or timed out: written only if the first did not land.
     public var isRetry = false
+    /// What is live of this round (a held ping's bids, a live call), written through for a restart.
+    /// A final round clears it.
+    public var liveState: LiveState?
 
     public init(
         id: String, kind: AuctionKind, sellerID: String, campaignID: String, phase: Phase, status: String,
@@ -80,22 +81,41 @@ public struct RoundRecord: Sendable {
     }
 }
 
-/// One event of a call's lifecycle, as recorded.
-public struct CallEventRecord: Sendable, Hashable {
-    public var type: String
-    public var buyerID: String?
-    public var atMs: Int64
-    public var durationS: Int?
-    public var recordingURL: String?
-    public var detail: String?
+/// A snapshot of live in-memory state, restored at start-up.
+public struct LiveState: Sendable, Hashable {
+    public enum Kind: String, Sendable { case held, call }
+    public var roundID: String
+    public var kind: Kind
+    /// JSON text of the exchange's own snapshot type.
+    public var snapshot: String
+    /// After this the state is of no use (a held bid expired, a call past its longest length).
+    public var expiresAtMs: Int64
+    /// Held pings: the consent stored with the contact, for the post.
+    public var consentJSON: String?
 
-    public init(type: String, buyerID: String?, atMs: Int64, durationS: Int? = nil, recordingURL: String? = nil, detail: String? = nil) {
-        self.type = type
-        self.buyerID = buyerID
-        self.atMs = atMs
-        self.durationS = durationS
-        self.recordingURL = recordingURL
-        self.detail = detail
+    public init(roundID: String, kind: Kind, snapshot: String, expiresAtMs: Int64, consentJSON: String? = nil) {
+        self.roundID = roundID
+        self.kind = kind
+        self.snapshot = snapshot
+        self.expiresAtMs = expiresAtMs
+        self.consentJSON = consentJSON
+    }
+}
+
+/// A tracking number reserved for a visitor session.
+public struct StoredDNISession: Sendable, Hashable {
+    public var number: String
+    public var sessionID: String
+    public var campaignID: String
+    public var visitJSON: String
+    public var expiresAtMs: Int64
+
+    public init(number: String, sessionID: String, campaignID: String, visitJSON: String, expiresAtMs: Int64) {
+        self.number = number
+        self.sessionID = sessionID
+        self.campaignID = campaignID
+        self.visitJSON = visitJSON
+        self.expiresAtMs = expiresAtMs
     }
 }
 

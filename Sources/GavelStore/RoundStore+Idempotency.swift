@@ -206,6 +206,7 @@ extension RoundStore {
             INSERT INTO post_attempts (round_id, sequence, buyer_id, price, result, latency_us, detail) VALUES (?, ?, ?, ?, 'post_unknown', 0, ?)
             """, arguments: [intent.roundID, sequence, intent.buyerID, intent.price.units, detail])
         try addCounts(intent.capIncrements, in: db)
+        try db.execute(sql: "DELETE FROM live_state WHERE round_id = ?", arguments: [intent.roundID])
         if let scope = intent.idempotencyScope, let hash = intent.idempotencyHash {
             let body = #"{"error":{"code":"outcome_unknown","message":"the exchange stopped while posting this lead; the buyer may have it, so it will not be sold again","auction_id":"\#(intent.roundID)"}}"#
             try insert(StoredAnswer(scope: scope, bodyHash: hash, status: 409, response: body + "\n", roundID: intent.roundID, createdAtMs: nowMs), into: db)

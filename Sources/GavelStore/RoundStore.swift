@@ -150,23 +150,33 @@ public final class RoundStore: Sendable {
                                            arguments: [record.id, record.phase.rawValue, record.status]) ?? false
             if landed { return }
         }
-        // A round may replace its own earlier record (a ping then its post; a call's lifecycle).
-        // A plain lead round is written once, so it skips the deletes.
-        if record.replacesEarlierRecord {
-            try db.cachedStatement(sql: "DELETE FROM round_buyers WHERE round_id = ?").execute(arguments: [record.id])
-            try db.cachedStatement(sql: "DELETE FROM post_attempts WHERE round_id = ?").execute(arguments: [record.id])
-            try db.cachedStatement(sql: "DELETE FROM call_events WHERE round_id = ?").execute(arguments: [record.id])
-        }
+        // A round may replace its own earlier record (a ping then its post; a call's lifecycle). The
+        // common case, a round written once, costs one insert; an earlier record is updated in
+        // place (never deleted: that would take the contact of a ping or call with it, by cascade)
+        // and its child rows are written anew.
+        let values: StatementArguments = [
+            record.id, record.kind.rawValue, record.sellerID, record.campaignID, record.phase.rawValue, record.status,
+            record.createdAtMs, record.tmaxMs, record.durationUs, record.winnerID, record.price?.units, record.payout?.units,
+            record.leadJSON, record.attributionJSON,
+        ]
         try db.cachedStatement(sql: """
-            INSERT OR REPLACE INTO rounds
+            INSERT OR IGNORE INTO rounds
               (id, kind, seller_id, campaign_id, phase, status, created_at_ms, tmax_ms, duration_us, winner_id, price, payout, lead_json,
                attribution_json)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """).execute(arguments: [
-                record.id, record.kind.rawValue, record.sellerID, record.campaignID, record.phase.rawValue, record.status,
-                record.createdAtMs, record.tmaxMs, record.durationUs, record.winnerID, record.price?.units, record.payout?.units,
-                record.leadJSON, record.attributionJSON,
-            ])
+            """).execute(arguments: values)
+        let replacing = db.changesCount == 0
+        if replacing {
+            try db.cachedStatement(sql: """
+                UPDATE rounds SET kind = ?2, seller_id = ?3, campaign_id = ?4, phase = ?5, status = ?6, created_at_ms = ?7, tmax_ms = ?8,
+                  duration_us = ?9, winner_id = ?10, price = ?11, payout = ?12, lead_json = ?13,
+                  attribution_json = COALESCE(?14, attribution_json)
+                WHERE id = ?1
+                """).execute(arguments: values)
+            for table in ["round_buyers", "post_attempts", "call_events"] {
+                try db.cachedStatement(sql: "DELETE FROM \(table) WHERE round_id = ?").execute(arguments: [record.id])
+            }
+        }
         let buyerStatement = try db.cachedStatement(sql: """
             INSERT INTO round_buyers (round_id, position, buyer_id, reason, bid, bid_id, latency_us, tmax_ms, detail, destination)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -216,6 +226,12 @@ public final class RoundStore: Sendable {
             try db.cachedStatement(sql: "DELETE FROM post_intents WHERE round_id = ?").execute(arguments: [record.id])
         }
         if let answer = record.answer { try insert(answer, into: db) }
+        if let live = record.liveState, record.phase != .final {
+            try db.cachedStatement(sql: "INSERT OR REPLACE INTO live_state (round_id, kind, snapshot, expires_at_ms) VALUES (?, ?, ?, ?)")
+                .execute(arguments: [live.roundID, live.kind.rawValue, live.snapshot, live.expiresAtMs])
+        } else if replacing {
+            try db.cachedStatement(sql: "DELETE FROM live_state WHERE round_id = ?").execute(arguments: [record.id])
+        }
     }
 
     static func addCounts(_ increments: [CapIncrement], in db: Database) throws {
@@ -300,6 +316,71 @@ public final class RoundStore: Sendable {
                 (try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM rounds") ?? 0,
                  try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM sales") ?? 0,
                  try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM round_buyers") ?? 0)
+            }
+        } catch {
+            throw .read("\(error)")
+        }
+    }
+}
+
+// MARK: Live state (held bids, live calls, tracking numbers)
+
+extension RoundStore {
+    /// Every live state not yet expired, for start-up; held pings come with their consent.
+    public func liveStates(nowMs: Int64) throws(StoreError) -> [LiveState] {
+        do {
+            return try pool.read { db in
+                try Row.fetchAll(db, sql: """
+                    SELECT live_state.*, lead_pii.consent_json FROM live_state
+                    LEFT JOIN lead_pii ON lead_pii.round_id = live_state.round_id
+                    WHERE live_state.expires_at_ms > ?
+                    """, arguments: [nowMs]).compactMap { row in
+                    guard let kind = LiveState.Kind(rawValue: row["kind"]) else { return nil }
+                    return LiveState(roundID: row["round_id"], kind: kind, snapshot: row["snapshot"], expiresAtMs: row["expires_at_ms"],
+                                     consentJSON: row["consent_json"])
+                }
+            }
+        } catch {
+            throw .read("\(error)")
+        }
+    }
+
+    /// Deletes live states and tracking-number reservations that expired before `nowMs`.
+    @discardableResult
+    public func sweepLiveState(nowMs: Int64) async throws(StoreError) -> Int {
+        do {
+            return try await pool.write { db in
+                try db.execute(sql: "DELETE FROM live_state WHERE expires_at_ms <= ?", arguments: [nowMs])
+                let states = db.changesCount
+                try db.execute(sql: "DELETE FROM dni_sessions WHERE expires_at_ms <= ?", arguments: [nowMs])
+                return states + db.changesCount
+            }
+        } catch {
+            throw .write("\(error)")
+        }
+    }
+
+    /// Reserves a tracking number for a visitor session (replacing an expired holder).
+    public func record(_ session: StoredDNISession) async throws(StoreError) {
+        do {
+            try await pool.write { db in
+                try db.execute(sql: """
+                    INSERT OR REPLACE INTO dni_sessions (number, session_id, campaign_id, visit_json, expires_at_ms) VALUES (?, ?, ?, ?, ?)
+                    """, arguments: [session.number, session.sessionID, session.campaignID, session.visitJSON, session.expiresAtMs])
+            }
+        } catch {
+            throw .write("\(error)")
+        }
+    }
+
+    /// Tracking numbers still reserved, for start-up.
+    public func dniSessions(nowMs: Int64) throws(StoreError) -> [StoredDNISession] {
+        do {
+            return try pool.read { db in
+                try Row.fetchAll(db, sql: "SELECT * FROM dni_sessions WHERE expires_at_ms > ?", arguments: [nowMs]).map { row in
+                    StoredDNISession(number: row["number"], sessionID: row["session_id"], campaignID: row["campaign_id"],
+                                     visitJSON: row["visit_json"], expiresAtMs: row["expires_at_ms"])
+                }
             }
         } catch {
             throw .read("\(error)")

@@ -137,6 +137,27 @@ enum Schema {
                 ) WITHOUT ROWID;
                 """)
         }
+        migrator.registerMigration("v5-live-state") { db in
+            try db.execute(sql: """
+                -- What is live in memory, written through so that a restart restores it: held ping bids
+                -- (`held`), live calls with their slots (`call`). Removed when the round is final.
+                CREATE TABLE live_state (
+                    round_id TEXT PRIMARY KEY,
+                    kind TEXT NOT NULL,
+                    snapshot TEXT NOT NULL,
+                    expires_at_ms INTEGER NOT NULL
+                ) WITHOUT ROWID;
+
+                -- Tracking numbers reserved for landing-page visitors (dynamic number insertion).
+                CREATE TABLE dni_sessions (
+                    number TEXT PRIMARY KEY,
+                    session_id TEXT NOT NULL,
+                    campaign_id TEXT NOT NULL,
+                    visit_json TEXT NOT NULL,
+                    expires_at_ms INTEGER NOT NULL
+                ) WITHOUT ROWID;
+                """)
+        }
         return migrator
     }
 }

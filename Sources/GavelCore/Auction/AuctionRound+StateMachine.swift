@@ -2,7 +2,7 @@
 ///
 /// It does no I/O and reads no clock: the runner feeds it answers and the time, and does what the
 /// returned `Action` says. That keeps every rule of a round testable in isolation.
-public struct AuctionRound: Sendable {
+public struct AuctionRound: Sendable, Codable {
     /// How a buyer entered the round.
     public enum Consideration: Sendable, Hashable {
         /// Excluded before any ping, for this reason.
@@ -14,7 +14,7 @@ public struct AuctionRound: Sendable {
     }
 
     /// What the round knows of a buyer that takes part.
-    public struct Participant: Sendable, Hashable {
+    public struct Participant: Sendable, Hashable, Codable {
         public var buyerID: String
         /// The effective floor: max(campaign floor, buyer floor).
         public var floor: Money
@@ -60,14 +60,14 @@ public struct AuctionRound: Sendable {
         case finish(Outcome)
     }
 
-    public enum Outcome: Sendable, Hashable {
+    public enum Outcome: Sendable, Hashable, Codable {
         case sold(Sale)
         case unsold
 
         public var sale: Sale? { if case .sold(let sale) = self { return sale } else { return nil } }
     }
 
-    public struct Sale: Sendable, Hashable {
+    public struct Sale: Sendable, Hashable, Codable {
         public var bid: RankedBid
         public var price: Money { bid.price }
         public var payout: Money
@@ -75,7 +75,7 @@ public struct AuctionRound: Sendable {
     }
 
     /// What the round records of each buyer considered.
-    public struct BuyerEntry: Sendable, Hashable {
+    public struct BuyerEntry: Sendable, Hashable, Codable {
         public var buyerID: String
         public var reason: ReasonCode?
         public var bid: Money?
@@ -89,7 +89,7 @@ public struct AuctionRound: Sendable {
         public var expiresInS: Int?
     }
 
-    public struct PostAttempt: Sendable, Hashable {
+    public struct PostAttempt: Sendable, Hashable, Codable {
         public var buyerID: String
         public var price: Money
         public var result: ReasonCode
@@ -98,7 +98,7 @@ public struct AuctionRound: Sendable {
         public var detail: String?
     }
 
-    private enum State: Sendable {
+    private enum State: Sendable, Codable {
         case bidding(pending: Set<String>)
         case closed
         case waterfall(ranking: [RankedBid], next: Int)

@@ -1,5 +1,5 @@
 /// A bid that may win: at or above the floor.
-public struct RankedBid: Sendable, Hashable {
+public struct RankedBid: Sendable, Hashable, Codable {
     public var buyerID: String
     public var price: Money
     public var bidID: String?

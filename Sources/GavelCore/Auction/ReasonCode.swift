@@ -1,5 +1,5 @@
 /// Why a buyer ended a round the way it did: exactly one per buyer per round.
-public enum ReasonCode: String, Sendable, Hashable, CaseIterable {
+public enum ReasonCode: String, Sendable, Hashable, CaseIterable, Codable {
     /// Won and accepted the post.
     case sold
     /// Bid, but another buyer won.

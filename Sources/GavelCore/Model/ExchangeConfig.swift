@@ -55,7 +55,7 @@ public enum DistributionMethod: String, Sendable, Hashable, CaseIterable {
 }
 
 /// What the seller earns when a lead or call sells.
-public enum PayoutRule: Sendable, Hashable {
+public enum PayoutRule: Sendable, Hashable, Codable {
     /// A share of the buyer's price, in basis points (7000 = 70%).
     case share(basisPoints: Int64)
     /// A fixed amount per sale, capped at the buyer's price so the exchange never pays out more than it earns.

@@ -2,7 +2,7 @@
 ///
 /// Money is never a floating point number in Gavel: it is parsed from the decimal text of a JSON
 /// number or YAML scalar, stored and summed as an integer, and printed back as decimal text.
-public struct Money: Hashable, Comparable, Sendable, CustomStringConvertible {
+public struct Money: Hashable, Comparable, Sendable, CustomStringConvertible, Codable {
     /// Units per currency unit: four decimal places.
     public static let scale: Int64 = 10_000
     public static let zero = Money(units: 0)
@@ -11,6 +11,13 @@ public struct Money: Hashable, Comparable, Sendable, CustomStringConvertible {
     public var units: Int64
 
     public init(units: Int64) { self.units = units }
+
+    // Encoded as its integer units: snapshots of live state never go through floating point.
+    public init(from decoder: any Decoder) throws { units = try decoder.singleValueContainer().decode(Int64.self) }
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(units)
+    }
 
     /// Whole currency units, for literals in code and tests.
     public init(_ whole: Int) { self.units = Int64(whole) * Money.scale }

@@ -23,7 +23,7 @@ struct RoundContext: Sendable {
 
     init(auctionID: String, config: ExchangeConfig, campaign: Campaign, seller: Seller, lead: JSONObject,
          contact: JSONObject?, consent: JSONObject?, contactHash: String?, arrival: ContinuousClock.Instant, tmaxMs: Int,
-         ticket: IdempotencyTicket? = nil) {
+         ticket: IdempotencyTicket? = nil, createdAtMs: Int64? = nil) {
         self.ticket = ticket
         self.auctionID = auctionID
         self.config = config
@@ -39,7 +39,7 @@ struct RoundContext: Sendable {
         // A shorter request budget shrinks the ping phase in proportion, leaving room to post.
         let pingBudget = min(campaign.pingTimeoutMs, tmaxMs * campaign.pingTimeoutMs / max(campaign.tmaxMs, 1))
         self.pingDeadline = arrival + .milliseconds(max(1, pingBudget))
-        self.createdAtMs = Int64(Date().timeIntervalSince1970 * 1000)
+        self.createdAtMs = createdAtMs ?? Int64(Date().timeIntervalSince1970 * 1000)
     }
 
     /// Whole milliseconds from now until `instant`, never negative.

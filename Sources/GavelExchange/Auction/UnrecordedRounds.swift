@@ -117,6 +117,17 @@ extension Exchange {
     /// Idempotency keys are kept this long (CONTRACT v2: 24 h).
     public static let idempotencyWindowMs: Int64 = 24 * 3_600_000
 
+    /// Drops what expired from the store: idempotency keys past 24 h, held bids and tracking-number
+    /// reservations past their expiry.
+    public func sweepStore() async {
+        await sweepIdempotencyKeys()
+        do {
+            try await store.sweepLiveState(nowMs: RoundContext.nowMs)
+        } catch {
+            logger.warning("live state sweep failed", metadata: ["error": "\(error)"])
+        }
+    }
+
     /// Deletes idempotency answers older than the window.
     @discardableResult
     public func sweepIdempotencyKeys() async -> Int {

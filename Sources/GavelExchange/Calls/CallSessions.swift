@@ -2,32 +2,35 @@ import Foundation
 import GavelCore
 import GavelStore
 
-/// A live call between routing and its end.
+/// A live call between routing and its end: its lifecycle, the round it runs with, and the buyer's
+/// slot it holds.
 struct CallSession: Sendable {
-    enum Status: String, Sendable { case routed, connected }
-
-    var round: AuctionRound
+    var lifecycle: CallLifecycle
     var context: RoundContext
-    var status: Status
-    /// The bid the caller is being sent to, and the slot it holds.
-    var current: RankedBid
-    var slot: BuyerLedger.CallSlot
-    var events: [CallEventRecord]
-    var attribution: TrackingDesk.Attribution?
+    /// The concurrency slot of the current bid's buyer, while the call is live.
+    var slot: BuyerLedger.CallSlot?
+    var attributionJSON: String?
     /// How long routing took, kept as the round's duration.
     var routingUs: Int
-    /// When the slot is released if no `completed` arrives.
-    var releaseAt: Date
+    /// When the slot is released if no `completed` arrives (ms since the epoch).
+    var releaseAtMs: Int64
 }
 
 /// Live calls by id, and recent call bids by caller, so a repeat call reuses bids still valid.
+/// Bounded: at `capacity` live calls a new call is refused (503), never a live one dropped.
 actor CallSessions {
     private var sessions: [String: CallSession] = [:]
     /// Calls whose event is being handled: a second event for the same call waits its turn.
     private var busy: Set<String> = []
     private var waiting: [String: [CheckedContinuation<Void, Never>]] = [:]
-    /// "campaign|caller hash" -> the round whose bids can be reused.
+    /// "campaign|caller hash" -> the round whose bids can be reused; a cache, bounded by `capacity`.
     private var recentBids: [String: AuctionRound] = [:]
+    let capacity: Int
+
+    init(capacity: Int = 100_000) { self.capacity = capacity }
+
+    /// Whether another live call fits.
+    var hasRoom: Bool { sessions.count < capacity }
 
     func add(_ session: CallSession, id: String) { sessions[id] = session }
 
@@ -52,25 +55,29 @@ actor CallSessions {
         }
     }
 
-    /// Live calls past their release time, taken out for the caller to release.
-    func takeAbandoned(at now: Date) -> [(String, CallSession)] {
-        let expired = sessions.filter { !busy.contains($0.key) && $0.value.releaseAt <= now }
-        for (id, _) in expired { sessions[id] = nil }
-        recentBids = recentBids.filter { _, round in
-            guard let closed = round.closedAtMs else { return false }
-            let latest = round.ranking.map { $0.expiresAtMs(closedAtMs: closed, defaultHoldS: round.defaultHoldS) }.max() ?? 0
-            return Int64(now.timeIntervalSince1970 * 1000) < latest
-        }
+    /// Live calls past their release time, checked out for the caller to end (and check in).
+    func checkOutAbandoned(nowMs: Int64) -> [(String, CallSession)] {
+        let expired = sessions.filter { !busy.contains($0.key) && $0.value.releaseAtMs <= nowMs }
+        for (id, _) in expired { busy.insert(id) }
+        recentBids = recentBids.filter { _, round in CallSessions.hasValidBid(round, nowMs: nowMs) }
         return expired.map { ($0.key, $0.value) }
     }
 
-    func rememberBids(_ round: AuctionRound, key: String) { recentBids[key] = round }
+    func rememberBids(_ round: AuctionRound, key: String) {
+        if recentBids.count >= capacity { recentBids = recentBids.filter { CallSessions.hasValidBid($0.value, nowMs: RoundContext.nowMs) } }
+        guard recentBids.count < capacity else { return }
+        recentBids[key] = round
+    }
 
     /// A round with bids for this caller that have not expired, if any.
     func reusableBids(key: String, nowMs: Int64) -> AuctionRound? {
-        guard let round = recentBids[key], let closed = round.closedAtMs else { return nil }
-        let valid = round.ranking.contains { nowMs < $0.expiresAtMs(closedAtMs: closed, defaultHoldS: round.defaultHoldS) }
-        return valid ? round : nil
+        guard let round = recentBids[key], CallSessions.hasValidBid(round, nowMs: nowMs) else { return nil }
+        return round
+    }
+
+    private static func hasValidBid(_ round: AuctionRound, nowMs: Int64) -> Bool {
+        guard let closed = round.closedAtMs else { return false }
+        return round.ranking.contains { nowMs < $0.expiresAtMs(closedAtMs: closed, defaultHoldS: round.defaultHoldS) }
     }
 
     var liveCount: Int { sessions.count }

@@ -34,6 +34,10 @@ extension Exchange {
     /// still-valid bids), route to the best bid whose buyer has a free slot, record, answer.
     public func runCall(_ submission: CallSubmission, seller: Seller, arrival: ContinuousClock.Instant,
                         ticket: IdempotencyTicket? = nil) async throws(ExchangeError) -> CallRouting {
+        guard await calls.hasRoom else {
+            metrics.shed.increment()
+            throw .overloaded("\(calls.capacity) live calls: no room for another")
+        }
         let now = Date()
         let callerHash = hasher.hash(phoneNumber: submission.callerNumber)
         var attribution: TrackingDesk.Attribution?
@@ -48,7 +52,7 @@ extension Exchange {
             contactHash: callerHash, arrival: arrival, tmaxMs: submission.tmaxMs, ticket: ticket
         )
         let cacheKey = "\(submission.campaign.id)|\(callerHash)"
-        var round: AuctionRound
+        let round: AuctionRound
         if let cached = await calls.reusableBids(key: cacheKey, nowMs: RoundContext.nowMs) {
             round = cached.reusingBids(newID: context.auctionID, detail: "bid reused from \(cached.id)")
         } else {
@@ -61,138 +65,121 @@ extension Exchange {
             if !round.ranking.isEmpty { await calls.rememberBids(round, key: cacheKey) }
         }
 
-        let routingUs = context.elapsedUs
-        var events: [CallEventRecord] = []
-        guard let (bid, slot, increments) = await routeNext(&round, context: context) else {
-            events.append(CallEventRecord(type: "unrouted", buyerID: nil, atMs: RoundContext.nowMs, detail: "no valid bid with a free buyer"))
-            var record = callRecord(round, context: context, phase: .final, status: "unrouted", current: nil, events: events,
-                                    attribution: attribution, routingUs: routingUs, increments: [])
-            let unrouted = CallRouting(callID: context.auctionID, routed: false, destination: nil, payout: .zero, minDurationS: nil, expiresAtMs: nil)
-            record.answer = ticket?.answer(unrouted.json, roundID: context.auctionID)
-            try await commit(record, waitMs: context.storeWaitMs)
-            return unrouted
-        }
-        events.append(CallEventRecord(type: "routed", buyerID: bid.buyerID, atMs: RoundContext.nowMs, detail: bid.destination))
-        var record = callRecord(round, context: context, phase: .live, status: "routed", current: bid, events: events,
-                                attribution: attribution, routingUs: routingUs, increments: increments)
-        let routed = routing(for: bid, context: context, round: round)
-        record.answer = ticket?.answer(routed.json, roundID: context.auctionID)
+        var session = CallSession(
+            lifecycle: CallLifecycle(round: round, defaultMinDurationS: Exchange.defaultMinDurationS), context: context, slot: nil,
+            attributionJSON: attribution?.json.serialized, routingUs: 0,
+            releaseAtMs: RoundContext.nowMs + Int64(context.campaign.maxCallS) * 1000
+        )
+        let increments = await route(&session)
+        session.routingUs = context.elapsedUs
+        let answer = routing(session)
+        var record = callRecord(session, increments: increments)
+        record.answer = ticket?.answer(answer.json, roundID: context.auctionID)
         do throws(ExchangeError) {
             try await commit(record, waitMs: context.storeWaitMs)
         } catch {
-            _ = await ledger.endCall(slot, how: .failed)
+            if let slot = session.slot { await ledger.endCall(slot, how: .failed) }
             throw error
         }
-        let session = CallSession(
-            round: round, context: context, status: .routed, current: bid, slot: slot, events: events, attribution: attribution,
-            routingUs: routingUs, releaseAt: now.addingTimeInterval(Double(context.campaign.maxCallS))
-        )
-        await calls.add(session, id: context.auctionID)
-        return routed
+        if session.lifecycle.isLive { await calls.add(session, id: context.auctionID) }
+        return answer
     }
 
-    /// `POST /v1/calls/{id}/events`.
+    /// `POST /v1/calls/{id}/events`. One event per call at a time; the event is applied to a copy
+    /// of the call, committed, and only then does the call change in memory and its old slot free up,
+    /// so a retry after a failed commit finds the call as it was.
     public func handleCallEvent(callID: String, event: CallEvent, seller: Seller, ticket: IdempotencyTicket? = nil) async throws(PostError) -> CallEventOutcome {
-        let outcome = try await applyCallEvent(callID: callID, event: event, seller: seller)
-        await storeAnswer(ticket, json: outcome.json(callID: callID))
-        return outcome
-    }
-
-    private func applyCallEvent(callID: String, event: CallEvent, seller: Seller) async throws(PostError) -> CallEventOutcome {
-        guard var session = await calls.checkOut(callID) else {
+        guard let session = await calls.checkOut(callID) else {
             throw .request(try await endedCallError(callID: callID, seller: seller))
         }
         guard session.context.seller.id == seller.id else {
             await calls.checkIn(callID, session: session)
             throw .request(RequestError(status: 404, code: "unknown_call", message: "no live call \(callID) for this seller", field: "call_id"))
         }
-        let buyerID = session.current.buyerID
+        var next = session
+        var increments: [CapIncrement] = []
+        var freed: (BuyerLedger.CallSlot, BuyerLedger.CallEnd)?
         let nowMs = RoundContext.nowMs
-        do {
-            switch event.kind {
-            case .connected:
-                if session.status == .routed { session.round.recordPost(.accepted(reference: nil), latencyUs: 0) }
-                session.status = .connected
-                session.events.append(CallEventRecord(type: "connected", buyerID: buyerID, atMs: nowMs))
-                try await commit(callRecord(session, phase: .live, status: "connected", increments: []), waitMs: Exchange.eventStoreWaitMs)
+        let outcome: CallEventOutcome
+        switch event.kind {
+        case .connected:
+            if case .failure(let rejection) = next.lifecycle.connect(atMs: nowMs) {
                 await calls.checkIn(callID, session: session)
-                return CallEventOutcome(status: "connected", routing: nil, payout: .zero)
-
-            case .failed:
-                guard session.status == .routed else {
-                    await calls.checkIn(callID, session: session)
-                    throw PostError.request(RequestError(status: 409, code: "call_connected", message: "a connected call can only complete", field: "type"))
-                }
-                var increments = await ledger.endCall(session.slot, how: .failed)
-                session.round.recordPost(.failed(detail: "transfer failed" + (event.detail.map { ": \($0)" } ?? "")), latencyUs: 0)
-                session.events.append(CallEventRecord(type: "failed", buyerID: buyerID, atMs: nowMs, detail: event.detail))
-                guard let (bid, slot, more) = await routeNext(&session.round, context: session.context) else {
-                    session.events.append(CallEventRecord(type: "unrouted", buyerID: nil, atMs: nowMs, detail: "no valid bid left"))
-                    let record = callRecord(session.round, context: session.context, phase: .final, status: "unrouted", current: nil,
-                                            events: session.events, attribution: session.attribution, routingUs: session.routingUs,
-                                            increments: increments)
-                    try await commit(record, waitMs: Exchange.eventStoreWaitMs)
-                    await calls.checkIn(callID, session: nil)
-                    return CallEventOutcome(status: "unrouted", routing: CallRouting(callID: callID, routed: false, payout: .zero), payout: .zero)
-                }
-                increments += more
-                session.current = bid
-                session.slot = slot
-                session.events.append(CallEventRecord(type: "routed", buyerID: bid.buyerID, atMs: nowMs, detail: bid.destination))
-                try await commit(callRecord(session, phase: .live, status: "routed", increments: increments), waitMs: Exchange.eventStoreWaitMs)
-                await calls.checkIn(callID, session: session)
-                return CallEventOutcome(status: "routed", routing: routing(for: bid, context: session.context, round: session.round), payout: .zero)
-
-            case .completed:
-                if session.status == .routed { session.round.recordPost(.accepted(reference: nil), latencyUs: 0) }
-                let duration = event.durationS ?? 0
-                let minimum = session.current.minDurationS ?? Exchange.defaultMinDurationS
-                let converted = duration >= minimum
-                let increments = await ledger.endCall(session.slot, how: .completed(converted: converted))
-                if !converted {
-                    session.round.overrideReason(.shortCall, for: buyerID, detail: "\(duration) s, below the \(minimum) s minimum")
-                }
-                session.events.append(CallEventRecord(type: "completed", buyerID: buyerID, atMs: nowMs, durationS: duration,
-                                                      recordingURL: event.recordingURL, detail: converted ? "converted" : "not converted"))
-                let status = converted ? "converted" : "not_converted"
-                try await commit(callRecord(session, phase: .final, status: status, increments: increments, billable: converted), waitMs: Exchange.eventStoreWaitMs)
-                await calls.checkIn(callID, session: nil)
-                let payout = converted ? session.context.campaign.payout.payout(forPrice: session.current.price) : .zero
-                if converted {
-                    metrics.revenue.increment(by: session.current.price.units)
-                    metrics.payout.increment(by: payout.units)
-                }
-                return CallEventOutcome(status: status, routing: nil, payout: payout)
+                throw .request(RequestError(status: 409, code: rejection.code, message: rejection.message, field: "type"))
             }
-        } catch let error as PostError {
-            throw error
-        } catch let error as ExchangeError {
+            outcome = CallEventOutcome(status: "connected", routing: nil, payout: .zero)
+        case .failed:
+            if case .failure(let rejection) = next.lifecycle.fail(atMs: nowMs, detail: event.detail) {
+                await calls.checkIn(callID, session: session)
+                throw .request(RequestError(status: 409, code: rejection.code, message: rejection.message, field: "type"))
+            }
+            if let slot = next.slot {
+                increments += BuyerLedger.increments(ending: slot, how: .failed)
+                freed = (slot, .failed)
+                next.slot = nil
+            }
+            increments += await route(&next)
+            let answer = routing(next)
+            outcome = CallEventOutcome(status: answer.routed ? "routed" : "unrouted", routing: answer, payout: .zero)
+        case .completed:
+            let duration = event.durationS ?? 0
+            guard case .success(let (bid, converted)) = next.lifecycle.complete(atMs: nowMs, durationS: duration, recordingURL: event.recordingURL) else {
+                await calls.checkIn(callID, session: session)
+                throw .request(RequestError(status: 409, code: "call_ended", message: "call \(callID) is not live", field: "call_id"))
+            }
+            if let slot = next.slot {
+                increments += BuyerLedger.increments(ending: slot, how: .completed(converted: converted))
+                freed = (slot, .completed(converted: converted))
+                next.slot = nil
+            }
+            let payout = converted ? next.context.campaign.payout.payout(forPrice: bid.price) : .zero
+            outcome = CallEventOutcome(status: converted ? "converted" : "not_converted", routing: nil, payout: payout)
+        }
+        var record = callRecord(next, increments: increments)
+        record.answer = ticket?.answer(outcome.json(callID: callID), roundID: callID)
+        do throws(ExchangeError) {
+            try await commit(record, waitMs: Exchange.eventStoreWaitMs)
+        } catch {
+            // Undo what only the uncommitted event took: a slot reserved while rerouting.
+            if let reserved = next.slot, reserved != session.slot { await ledger.endCall(reserved, how: .failed) }
             await calls.checkIn(callID, session: session)
             throw .exchange(error)
-        } catch {
-            await calls.checkIn(callID, session: session)
-            throw .exchange(.storage("\(error)"))
         }
+        if let (slot, how) = freed { await ledger.endCall(slot, how: how) }
+        await calls.checkIn(callID, session: next.lifecycle.isLive ? next : nil)
+        if next.lifecycle.ending == .converted, let bid = next.lifecycle.current {
+            metrics.revenue.increment(by: bid.price.units)
+            metrics.payout.increment(by: outcome.payout.units)
+        }
+        return outcome
     }
 
-    /// Frees the slots of calls that got no `completed` within their campaign's `max_call_s`.
-    /// Returns how many were released.
+    /// Ends the calls that got no `completed` within their campaign's `max_call_s` and frees their
+    /// slots. Returns how many ended; one whose commit fails stays live for the next sweep.
     @discardableResult
     public func releaseAbandonedCalls(at now: Date = Date()) async -> Int {
         await tracking.sweep(at: now)
-        let abandoned = await calls.takeAbandoned(at: now)
-        for (_, var session) in abandoned {
-            let increments = await ledger.endCall(session.slot, how: .abandoned)
-            session.round.overrideReason(.postTimeout, for: session.current.buyerID, detail: "no call event within max_call_s")
-            session.events.append(CallEventRecord(type: "released", buyerID: session.current.buyerID, atMs: RoundContext.nowMs,
-                                                  detail: "no completed event within \(session.context.campaign.maxCallS) s"))
-            do {
-                try await commit(callRecord(session, phase: .final, status: "abandoned", increments: increments), waitMs: Exchange.eventStoreWaitMs)
-            } catch {
-                logger.error("abandoned call not recorded", metadata: ["auction_id": "\(session.context.auctionID)", "error": "\(error)"])
+        let nowMs = Int64(now.timeIntervalSince1970 * 1000)
+        var released = 0
+        for (id, session) in await calls.checkOutAbandoned(nowMs: nowMs) {
+            var next = session
+            guard next.lifecycle.abandon(atMs: nowMs, maxCallS: next.context.campaign.maxCallS) != nil else {
+                await calls.checkIn(id, session: nil)
+                continue
             }
+            let increments = next.slot.map { BuyerLedger.increments(ending: $0, how: .abandoned) } ?? []
+            do {
+                try await commit(callRecord(next, increments: increments), waitMs: Exchange.eventStoreWaitMs)
+            } catch {
+                logger.error("abandoned call not recorded", metadata: ["auction_id": "\(id)", "error": "\(error)"])
+                await calls.checkIn(id, session: session)
+                continue
+            }
+            if let slot = next.slot { await ledger.endCall(slot, how: .abandoned) }
+            await calls.checkIn(id, session: nil)
+            released += 1
         }
-        return abandoned.count
+        return released
     }
 
     /// Live calls now, for metrics and tests.
@@ -200,36 +187,37 @@ extension Exchange {
 
     // MARK: Steps
 
-    /// Walks down the ranking to the first bid that is still valid and whose buyer has a free slot.
-    private func routeNext(_ round: inout AuctionRound, context: RoundContext) async -> (RankedBid, BuyerLedger.CallSlot, [CapIncrement])? {
-        while true {
-            // A caller waits on the line, but routing is a decision, not a post: only bid expiry limits it.
-            switch round.nextPost(atMs: RoundContext.nowMs, remainingMs: Int.max / 2, minimumPostMs: 0) {
-            case .post(let bid):
-                guard let buyer = context.config.buyer(id: bid.buyerID) else {
-                    round.skipPost(reason: .paused, detail: "buyer removed from config")
-                    continue
-                }
-                guard bid.destination != nil else {
-                    round.skipPost(reason: .badResponse, detail: "no destination to route to")
-                    continue
-                }
-                switch await ledger.reserveCall(buyer: buyer, price: bid.price, callerHash: context.contactHash ?? "", at: Date()) {
-                case .success(let (slot, increments)): return (bid, slot, increments)
-                case .failure(.capped): round.skipPost(reason: .capped, detail: "no free call slot or cap reached")
-                case .failure(.duplicate): round.skipPost(reason: .duplicate, detail: "caller already routed to this buyer")
-                }
-            default:
-                return nil
+    /// Routes the call to the first bid that is still valid and whose buyer has a free slot, or
+    /// ends it unrouted. Returns the counter increments of the slot taken.
+    private func route(_ session: inout CallSession) async -> [CapIncrement] {
+        while case .reserve(let bid) = session.lifecycle.nextRoute(atMs: RoundContext.nowMs) {
+            guard let buyer = session.context.config.buyer(id: bid.buyerID) else {
+                session.lifecycle.denied(.paused, detail: "buyer removed from config")
+                continue
+            }
+            switch await ledger.reserveCall(buyer: buyer, price: bid.price, callerHash: session.context.contactHash ?? "", at: Date()) {
+            case .success(let (slot, increments)):
+                session.lifecycle.reserved(atMs: RoundContext.nowMs)
+                session.slot = slot
+                return increments
+            case .failure(.capped):
+                session.lifecycle.denied(.capped, detail: "no free call slot or cap reached")
+            case .failure(.duplicate):
+                session.lifecycle.denied(.duplicate, detail: "caller already routed to this buyer")
             }
         }
+        return []
     }
 
-    private func routing(for bid: RankedBid, context: RoundContext, round: AuctionRound) -> CallRouting {
-        CallRouting(
+    private func routing(_ session: CallSession) -> CallRouting {
+        let context = session.context
+        guard session.lifecycle.isLive, let bid = session.lifecycle.current else {
+            return CallRouting(callID: context.auctionID, routed: false, destination: nil, payout: .zero, minDurationS: nil, expiresAtMs: nil)
+        }
+        return CallRouting(
             callID: context.auctionID, routed: true, destination: bid.destination,
             payout: context.campaign.payout.payout(forPrice: bid.price), minDurationS: bid.minDurationS ?? Exchange.defaultMinDurationS,
-            expiresAtMs: round.closedAtMs.map { bid.expiresAtMs(closedAtMs: $0, defaultHoldS: context.campaign.bidHoldS) }
+            expiresAtMs: session.lifecycle.round.closedAtMs.map { bid.expiresAtMs(closedAtMs: $0, defaultHoldS: context.campaign.bidHoldS) }
         )
     }
 
@@ -240,24 +228,26 @@ extension Exchange {
         }
     }
 
-    private func callRecord(_ session: CallSession, phase: RoundRecord.Phase, status: String, increments: [CapIncrement], billable: Bool = false) -> RoundRecord {
-        callRecord(session.round, context: session.context, phase: phase, status: status, current: session.current, events: session.events,
-                   attribution: session.attribution, routingUs: session.routingUs, increments: increments, billable: billable)
-    }
-
-    private func callRecord(_ round: AuctionRound, context: RoundContext, phase: RoundRecord.Phase, status: String, current: RankedBid?,
-                            events: [CallEventRecord], attribution: TrackingDesk.Attribution?, routingUs: Int,
-                            increments: [CapIncrement], billable: Bool = false) -> RoundRecord {
+    /// The call's record as it stands: live (with a snapshot to restore it after a restart) or final.
+    private func callRecord(_ session: CallSession, increments: [CapIncrement]) -> RoundRecord {
+        let lifecycle = session.lifecycle
+        let context = session.context
+        let current = lifecycle.current
+        let billable = lifecycle.ending == .converted
         let payout = current.map { context.campaign.payout.payout(forPrice: $0.price) }
-        return RoundRecord(
-            id: context.auctionID, kind: .call, sellerID: context.seller.id, campaignID: context.campaign.id, phase: phase,
-            status: status, createdAtMs: context.createdAtMs, tmaxMs: context.tmaxMs, durationUs: routingUs,
-            winnerID: current?.buyerID, price: current?.price, payout: billable ? payout : .zero,
+        var record = RoundRecord(
+            id: context.auctionID, kind: .call, sellerID: context.seller.id, campaignID: context.campaign.id,
+            phase: lifecycle.isLive ? .live : .final, status: lifecycle.status, createdAtMs: context.createdAtMs, tmaxMs: context.tmaxMs,
+            durationUs: session.routingUs, winnerID: current?.buyerID, price: current?.price, payout: billable ? payout : .zero,
             leadJSON: JSONValue.object(context.lead).serialized, contactJSON: context.contact.map { JSONValue.object($0).serialized },
-            contactHash: context.contactHash, entries: round.entries, posts: round.posts, capIncrements: increments,
-            billable: billable, openReasons: current.map { [$0.buyerID: "routed"] } ?? [:], events: events,
-            attributionJSON: attribution?.json.serialized
+            contactHash: context.contactHash, entries: lifecycle.round.entries, posts: lifecycle.round.posts, capIncrements: increments,
+            billable: billable, openReasons: lifecycle.isLive ? current.map { [$0.buyerID: "routed"] } ?? [:] : [:],
+            events: lifecycle.events, attributionJSON: session.attributionJSON
         )
+        if lifecycle.isLive {
+            record.liveState = LiveSnapshots.call(session)
+        }
+        return record
     }
 
     /// An event for a call that is not live: say how it ended, or that it does not exist.

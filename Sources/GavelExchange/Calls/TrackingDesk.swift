@@ -1,12 +1,13 @@
 import Foundation
 import GavelCore
+import GavelStore
 
 /// Dynamic number insertion: hands each landing-page visitor a tracking number from its
 /// campaign's pool for its traffic source, reserves it for a while, and attributes a call to the
 /// visitor's session when that number is dialed.
 public actor TrackingDesk {
     /// What the snippet reports of a visit.
-    public struct Visit: Sendable, Hashable {
+    public struct Visit: Sendable, Hashable, Codable {
         public var source: String
         public var medium: String?
         public var keyword: String?
@@ -104,8 +105,43 @@ public actor TrackingDesk {
         return Attribution(match: "source", campaignID: campaignID, source: source, number: dialed)
     }
 
+    /// Reservations that were live before a restart.
+    public func restore(_ sessions: [Session]) {
+        for session in sessions { reservations[session.number] = session }
+    }
+
     /// Drops reservations that have expired.
     public func sweep(at now: Date) {
         reservations = reservations.filter { $0.value.expiresAt > now }
+    }
+}
+
+extension Exchange {
+    /// A tracking number for a landing-page visit, reserved in memory and written through to the
+    /// store (a reservation survives a restart, so the call it brings is still attributed).
+    public func assignTrackingNumber(campaign: Campaign, tracking numbers: TrackingNumbers, visit: TrackingDesk.Visit,
+                                     at now: Date = Date()) async -> TrackingDesk.Session {
+        let session = await tracking.assign(campaign: campaign, tracking: numbers, visit: visit, at: now)
+        guard session.exclusive, let visitJSON = try? JSONEncoder().encode(visit) else { return session }
+        do {
+            try await store.record(StoredDNISession(
+                number: session.number, sessionID: session.id, campaignID: session.campaignID,
+                visitJSON: String(decoding: visitJSON, as: UTF8.self), expiresAtMs: Int64(session.expiresAt.timeIntervalSince1970 * 1000)))
+        } catch {
+            // The number still works until a restart; attribution after one falls back to its source.
+            logger.warning("tracking number reservation not stored", metadata: ["error": "\(error)"])
+        }
+        return session
+    }
+
+    /// Tracking-number reservations from before a restart.
+    func restoreTrackingNumbers() async throws(StoreError) {
+        let decoder = JSONDecoder()
+        let sessions = try store.dniSessions(nowMs: RoundContext.nowMs).compactMap { stored -> TrackingDesk.Session? in
+            guard let visit = try? decoder.decode(TrackingDesk.Visit.self, from: Data(stored.visitJSON.utf8)) else { return nil }
+            return TrackingDesk.Session(id: stored.sessionID, campaignID: stored.campaignID, visit: visit, number: stored.number,
+                                        exclusive: true, expiresAt: Date(timeIntervalSince1970: Double(stored.expiresAtMs) / 1000))
+        }
+        await tracking.restore(sessions)
     }
 }

@@ -4,7 +4,7 @@ import GavelStore
 
 extension BuyerLedger {
     /// A live call holding one of a buyer's concurrency slots.
-    public struct CallSlot: Sendable, Hashable {
+    public struct CallSlot: Sendable, Hashable, Codable {
         public var reservation: Reservation
         /// Whether the buyer's caps count conversions (charged at `completed`) rather than routed calls (charged now).
         public var countsConversions: Bool
@@ -30,7 +30,9 @@ extension BuyerLedger {
         if let concurrent = buyer.caps.concurrent, liveCalls(buyerID: buyer.id) >= concurrent { return .failure(.capped) }
         let windows = CapWindows(date: date, timeZone: buyer.capTimeZone)
         let countsConversions = buyer.caps.countConversions
-        if !buyer.caps.isUnlimited, exceedsCaps(buyer: buyer, price: countsConversions ? .zero : price, windows: windows) {
+        // Caps that count conversions also count the calls still on the line: each may convert.
+        if !buyer.caps.isUnlimited, exceedsCaps(buyer: buyer, price: countsConversions ? .zero : price, windows: windows,
+                                                pending: countsConversions ? liveCalls(buyerID: buyer.id) : 0) {
             return .failure(.capped)
         }
         adjustLiveCalls(buyerID: buyer.id, by: 1)
@@ -42,13 +44,30 @@ extension BuyerLedger {
         return .success((slot, addCounts(reservation, sign: 1)))
     }
 
-    /// Frees the slot and settles the counters: returns the increments to persist.
-    public func endCall(_ slot: CallSlot, how end: CallEnd) -> [CapIncrement] {
-        adjustLiveCalls(buyerID: slot.reservation.buyerID, by: -1)
+    /// The counter changes that ending a call makes, to persist with the record that ends it.
+    /// Nothing changes in memory until `endCall`, after that record is committed.
+    public nonisolated static func increments(ending slot: CallSlot, how end: CallEnd) -> [CapIncrement] {
+        let sign: Int
         switch (end, slot.countsConversions) {
-        case (.failed, false): return addCounts(slot.reservation, sign: -1)
-        case (.completed(converted: true), true): return addCounts(slot.reservation, sign: 1)
+        case (.failed, false): sign = -1
+        case (.completed(converted: true), true): sign = 1
         default: return []
         }
+        let spend = Money(units: slot.reservation.price.units * Int64(sign))
+        return slot.reservation.increments.map { CapIncrement(buyerID: $0.buyerID, window: $0.window, count: sign, spend: spend) }
+    }
+
+    /// Frees the slot and applies `increments(ending:how:)` in memory: call it once the ending is committed.
+    public func endCall(_ slot: CallSlot, how end: CallEnd) {
+        adjustLiveCalls(buyerID: slot.reservation.buyerID, by: -1)
+        for increment in BuyerLedger.increments(ending: slot, how: end) {
+            addCount(buyerID: increment.buyerID, window: increment.window, count: increment.count, spend: increment.spend)
+        }
+    }
+
+    /// A call that was live before a restart holds its slot again (its counters are in the store).
+    public func restoreLiveCall(_ slot: CallSlot, callerHash: String?, at date: Date) {
+        adjustLiveCalls(buyerID: slot.reservation.buyerID, by: 1)
+        if let callerHash { rememberSale(contactHash: callerHash, buyerID: slot.reservation.buyerID, at: date) }
     }
 }

@@ -9,7 +9,7 @@ import GavelStore
 /// cannot push a buyer past a cap.
 public actor BuyerLedger {
     /// A held slot under a buyer's caps, taken before a post.
-    public struct Reservation: Sendable, Hashable {
+    public struct Reservation: Sendable, Hashable, Codable {
         public var buyerID: String
         public var price: Money
         var windows: CapWindows
@@ -157,7 +157,14 @@ public actor BuyerLedger {
 
     func adjustLiveCalls(buyerID: String, by delta: Int) { live[buyerID] = max(0, (live[buyerID] ?? 0) + delta) }
 
-    func exceedsCaps(buyer: Buyer, price: Money, windows: CapWindows) -> Bool { wouldExceed(buyer: buyer, price: price, windows: windows) }
+    func exceedsCaps(buyer: Buyer, price: Money, windows: CapWindows, pending: Int = 0) -> Bool {
+        wouldExceed(buyer: buyer, price: price, windows: windows, pending: pending)
+    }
+
+    func addCount(buyerID: String, window: String, count: Int, spend: Money) {
+        counters[buyerID, default: [:]][window, default: Counter()].count += count
+        counters[buyerID, default: [:]][window, default: Counter()].spend += spend
+    }
 
     /// Adds (or with `sign` -1 takes back) one count and the price to each window; returns what to persist.
     func addCounts(_ reservation: Reservation, sign: Int) -> [CapIncrement] {
@@ -177,12 +184,14 @@ public actor BuyerLedger {
         return date.timeIntervalSince(last) < Double(buyer.duplicateWindowDays) * 86_400
     }
 
-    private func wouldExceed(buyer: Buyer, price: Money, windows: CapWindows) -> Bool {
+    /// Whether one more sale at `price` (with `pending` more that may still count) passes a cap.
+    private func wouldExceed(buyer: Buyer, price: Money, windows: CapWindows, pending: Int = 0) -> Bool {
         let buyerCounters = counters[buyer.id] ?? [:]
         let caps = buyer.caps
-        if let hourly = caps.hourly, (buyerCounters[windows.hour]?.count ?? 0) + 1 > hourly { return true }
-        if let daily = caps.daily, (buyerCounters[windows.day]?.count ?? 0) + 1 > daily { return true }
-        if let monthly = caps.monthly, (buyerCounters[windows.month]?.count ?? 0) + 1 > monthly { return true }
+        let adding = 1 + pending
+        if let hourly = caps.hourly, (buyerCounters[windows.hour]?.count ?? 0) + adding > hourly { return true }
+        if let daily = caps.daily, (buyerCounters[windows.day]?.count ?? 0) + adding > daily { return true }
+        if let monthly = caps.monthly, (buyerCounters[windows.month]?.count ?? 0) + adding > monthly { return true }
         if let budget = caps.dailyBudget {
             let spent = buyerCounters[windows.day]?.spend ?? .zero
             // At eligibility (price zero) a buyer is capped once its budget is used up.

@@ -4,7 +4,7 @@ import Synchronization
 
 /// The hour, day and month a moment falls in, in a buyer's own time zone: the keys cap counters
 /// are stored under (`H:2026-11-29T14`, `D:2026-11-29`, `M:2026-11`).
-struct CapWindows: Hashable, Sendable {
+struct CapWindows: Hashable, Sendable, Codable {
     var hour: String
     var day: String
     var month: String
