@@ -71,7 +71,7 @@ let package = Package(
             .product(name: "NIOCore", package: "swift-nio"),
         ]),
         .executableTarget(name: "gavel", dependencies: [
-            "GavelServer", "GavelConfig",
+            "GavelServer", "GavelConfig", "GavelCore",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 

@@ -34,13 +34,23 @@ public final class Exchange: Sendable {
         /// Time kept back from the budget for recording the round and answering.
         public var recordReserveMs: Int
         public var health: BuyerLedger.HealthPolicy
+        /// Rounds (leads, pings, calls) running at once; past it a new one is refused with 503 `overloaded`.
+        public var maxRoundsInFlight: Int
+        /// Pings whose bids are held for a post, at most; never evicted: new pings are refused instead.
+        public var heldPingCapacity: Int
+        /// Live calls at most; never evicted: new calls are refused instead.
+        public var liveCallCapacity: Int
 
         public init(hashKey: String = "gavel-development-hash-key", minimumPostMs: Int = 10, recordReserveMs: Int = 10,
-                    health: BuyerLedger.HealthPolicy = .init()) {
+                    health: BuyerLedger.HealthPolicy = .init(), maxRoundsInFlight: Int = 4_096, heldPingCapacity: Int = 100_000,
+                    liveCallCapacity: Int = 100_000) {
             self.hashKey = hashKey
             self.minimumPostMs = minimumPostMs
             self.recordReserveMs = recordReserveMs
             self.health = health
+            self.maxRoundsInFlight = maxRoundsInFlight
+            self.heldPingCapacity = heldPingCapacity
+            self.liveCallCapacity = liveCallCapacity
         }
     }
 
@@ -53,9 +63,11 @@ public final class Exchange: Sendable {
     let metrics = ExchangeMetrics()
     private let currentConfig: Mutex<ExchangeConfig>
     private let rotations = Mutex<[String: Int]>([:])
-    let held = HeldBids()
+    let held: HeldBids
     let unrecorded = UnrecordedRounds()
-    let calls = CallSessions()
+    let calls: CallSessions
+    /// Rounds running now, for admission (`admitRound`).
+    private let roundsInFlight = Atomic<Int>(0)
     let sellerLimits = RateLimiter()
     let pingLimits = RateLimiter()
     /// Tracking numbers handed to landing-page visitors (dynamic number insertion).
@@ -69,6 +81,8 @@ public final class Exchange: Sendable {
         self.configuration = configuration
         self.hasher = ContactHasher(key: configuration.hashKey)
         self.ledger = BuyerLedger(healthPolicy: configuration.health)
+        self.held = HeldBids(capacity: configuration.heldPingCapacity)
+        self.calls = CallSessions(capacity: configuration.liveCallCapacity)
         self.logger = logger
         // Buyer host names are resolved ahead, off the engine thread, and pinned per transfer.
         engine.prepare(urls: Exchange.buyerURLs(config))
@@ -112,6 +126,19 @@ public final class Exchange: Sendable {
                            message: "over \(Int(limit.perSecond)) requests/s; retry in \(seconds) s", retryAfterS: seconds)
     }
 
+    /// Takes a place for a new round, or refuses it at once with 503 `overloaded` (CONTRACT v2):
+    /// work that cannot start within its budget is shed before any is done. Pair with `roundEnded`.
+    func admitRound() throws(ExchangeError) {
+        let running = roundsInFlight.wrappingAdd(1, ordering: .relaxed).newValue
+        if running > configuration.maxRoundsInFlight {
+            roundsInFlight.wrappingSubtract(1, ordering: .relaxed)
+            metrics.shed.increment()
+            throw .overloaded("\(configuration.maxRoundsInFlight) rounds in flight")
+        }
+    }
+
+    func roundEnded() { roundsInFlight.wrappingSubtract(1, ordering: .relaxed) }
+
     /// The config new rounds start with.
     public var config: ExchangeConfig { currentConfig.withLock { $0 } }
 
@@ -126,6 +153,8 @@ public final class Exchange: Sendable {
     /// `POST /v1/leads`: a full lead, pinged, sold and recorded before this returns.
     public func runLead(_ submission: LeadSubmission, seller: Seller, arrival: ContinuousClock.Instant,
                         ticket: IdempotencyTicket? = nil) async throws(ExchangeError) -> LeadResult {
+        try admitRound()
+        defer { roundEnded() }
         let context = makeContext(submission, seller: seller, arrival: arrival, prefix: "auc_", ticket: ticket)
         var round = await bid(context)
         let (outcome, increments) = await post(&round, context: context)
@@ -135,6 +164,12 @@ public final class Exchange: Sendable {
     /// `POST /v1/pings`: bids gathered and held; nothing is sold yet.
     public func runPing(_ submission: LeadSubmission, seller: Seller, arrival: ContinuousClock.Instant,
                         ticket: IdempotencyTicket? = nil) async throws(ExchangeError) -> PingResult {
+        try admitRound()
+        defer { roundEnded() }
+        guard await held.hasRoom() else {
+            metrics.shed.increment()
+            throw .overloaded("\(held.capacity) pings held: no room for another")
+        }
         let context = makeContext(submission, seller: seller, arrival: arrival, prefix: "png_", ticket: ticket)
         let round = await bid(context)
         let top = round.ranking.first

@@ -10,7 +10,7 @@ struct CallAPI: Sendable {
     let exchange: Exchange
     let sellers: SellerAPI
 
-    func register(on router: Router<BasicRequestContext>) {
+    func register(on router: Router<GavelRequestContext>) {
         router.post("/v1/calls") { request, _ in await self.call(request) }
         router.post("/v1/calls/:id/events") { request, context in await self.event(request, callID: context.parameters.get("id") ?? "") }
     }

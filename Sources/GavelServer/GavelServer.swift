@@ -20,6 +20,16 @@ public struct ServerSettings: Sendable {
     public var port: Int = 8080
     public var durability: RoundStore.Durability = .normal
     public var exchange: Exchange.Configuration = .init()
+    /// Key for contact and caller hashes; nil: the database's own, made at random on first start.
+    public var hashKey: String?
+    /// Per client address on the public `POST /v1/dni/sessions` (browsers call it, so it takes no key).
+    public var dniRateLimit = RateLimit(perSecond: 2, burst: 20)
+    /// Peers whose `X-Forwarded-For` is believed (a load balancer, nginx); everyone else is the client.
+    public var trustedProxies: Set<String> = []
+    /// A connection idle this long is closed (slow or abandoned clients must not hold sockets).
+    public var idleTimeoutS = 60
+    /// Resolves buyer host names; nil (the default) uses the system resolver. Tests inject one.
+    public var resolver: HostResolver?
 
     public init() {}
 }
@@ -40,20 +50,22 @@ public struct GavelServer: Sendable {
         self.logger = logger
         let config = try ConfigLoader.load(directory: settings.configDirectory)
         let store = try RoundStore(path: settings.databasePath, durability: settings.durability, logger: logger)
-        let engine = CurlMultiEngine(logger: logger)
-        exchange = Exchange(config: config, store: store, engine: engine, configuration: settings.exchange, logger: logger)
+        var configuration = settings.exchange
+        configuration.hashKey = try settings.hashKey ?? store.hashKey()
+        let engine = CurlMultiEngine(resolver: settings.resolver, logger: logger)
+        exchange = Exchange(config: config, store: store, engine: engine, configuration: configuration, logger: logger)
         try await exchange.restoreState()
     }
 
     /// Builds the Hummingbird application; `onListening` receives the bound port.
     func application(onListening: @escaping @Sendable (Int) async -> Void) -> some ApplicationProtocol {
-        let router = Router()
+        let router = Router(context: GavelRequestContext.self)
         router.add(middleware: JSONErrorMiddleware())
         router.add(middleware: MethodNotAllowedMiddleware(router: router))  // before every route: 405 + Allow
         let sellerAPI = SellerAPI(exchange: exchange, idempotency: IdempotencyGate(exchange: exchange))
         sellerAPI.register(on: router)
         CallAPI(exchange: exchange, sellers: sellerAPI).register(on: router)
-        TrackingAPI(exchange: exchange).register(on: router)
+        TrackingAPI(exchange: exchange, limit: settings.dniRateLimit, trustedProxies: settings.trustedProxies).register(on: router)
         let registry = self.registry
         router.get("/healthz") { _, _ in JSONResponses.ok(["status": "ok"]) }
         router.get("/metrics") { _, _ in
@@ -68,6 +80,7 @@ public struct GavelServer: Sendable {
             router: router,
             // A burst of sellers' connections must queue, not be dropped: a dropped SYN costs the
             // caller a 1 s retransmit, which is the whole budget (Linux caps this at somaxconn).
+            server: .http1(configuration: .init(idleTimeout: .seconds(Int64(settings.idleTimeoutS)))),
             configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: "gavel", backlog: 4096),
             onServerRunning: { channel in await onListening(channel.localAddress?.port ?? 0) },
             logger: serverLogger

@@ -12,7 +12,7 @@ struct SellerAPI: Sendable {
     /// Requests larger than this are refused with 413 before they are parsed.
     static let maxBodyBytes = 256 * 1024
 
-    func register(on router: Router<BasicRequestContext>) {
+    func register(on router: Router<GavelRequestContext>) {
         router.post("/v1/leads") { request, _ in await self.leads(request) }
         router.post("/v1/pings") { request, _ in await self.pings(request) }
         router.post("/v1/posts") { request, _ in await self.posts(request) }

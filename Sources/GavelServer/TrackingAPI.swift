@@ -9,8 +9,18 @@ import NIOCore
 /// campaign id and visit facts, never anything that sells or reads data.
 struct TrackingAPI: Sendable {
     let exchange: Exchange
+    /// Per client address: a bot must not drain a campaign's pool of numbers.
+    let limit: RateLimit
+    let trustedProxies: Set<String>
+    private let limiter = RateLimiter()
 
-    func register(on router: Router<BasicRequestContext>) {
+    init(exchange: Exchange, limit: RateLimit, trustedProxies: Set<String>) {
+        self.exchange = exchange
+        self.limit = limit
+        self.trustedProxies = trustedProxies
+    }
+
+    func register(on router: Router<GavelRequestContext>) {
         router.get("/dni.js") { _, _ in
             Response(
                 status: .ok,
@@ -18,7 +28,18 @@ struct TrackingAPI: Sendable {
                 body: ResponseBody(byteBuffer: ByteBuffer(string: DNISnippet.source))
             )
         }
-        router.post("/v1/dni/sessions") { request, _ in await self.session(request) }
+        router.post("/v1/dni/sessions") { request, context in
+            let client = context.clientAddress(of: request, trustedProxies: self.trustedProxies)
+            if let wait = self.limiter.take(client, limit: self.limit) {
+                let seconds = max(1, Int(wait.rounded(.up)))
+                var response = JSONResponses.error(RequestError(
+                    status: 429, code: "rate_limited", message: "too many tracking-number requests from \(client); retry in \(seconds) s",
+                    retryAfterS: seconds))
+                TrackingAPI.allowCrossOrigin(&response)
+                return response
+            }
+            return await self.session(request)
+        }
         router.on("/v1/dni/sessions", method: .options) { _, _ in
             var response = Response(status: .noContent)
             TrackingAPI.allowCrossOrigin(&response)

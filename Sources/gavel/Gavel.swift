@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import GavelConfig
+import GavelCore
 import GavelServer
 import GavelStore
 import Logging
@@ -37,15 +38,36 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Log level: trace, debug, info, notice, warning, error.")
     var logLevel = ProcessInfo.processInfo.environment["GAVEL_LOG_LEVEL"] ?? "info"
 
+    @Option(help: "Tracking-number requests (POST /v1/dni/sessions) per second per client address; bursts of ten times as many.")
+    var dniRateLimit = 2
+
+    @Option(help: "A proxy whose X-Forwarded-For is believed for client addresses (repeatable).")
+    var trustedProxy: [String] = []
+
+    @Option(help: "Seconds an idle client connection is kept open.")
+    var idleTimeoutS = 60
+
+    @Option(help: "Log lines on stderr: text, or json (one object per line: time, level, message, auction_id, buyer, ...).")
+    var logFormat = ProcessInfo.processInfo.environment["GAVEL_LOG_FORMAT"] ?? "text"
+
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be between 0 and 65535") }
         guard RoundStore.Durability(rawValue: durability) != nil else { throw ValidationError("--durability must be normal or full") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error") }
+        guard ["text", "json"].contains(logFormat) else { throw ValidationError("--log-format must be text or json") }
+        guard (1...1_000_000).contains(dniRateLimit) else { throw ValidationError("--dni-rate-limit must be between 1 and 1000000") }
+        guard (1...86_400).contains(idleTimeoutS) else { throw ValidationError("--idle-timeout-s must be between 1 and 86400") }
     }
 
     func run() async throws {
         let level = Logger.Level(rawValue: logLevel) ?? .info
+        let json = logFormat == "json"
         LoggingSystem.bootstrap { label in
+            if json {
+                var handler = JSONLogHandler(label: label)
+                handler.logLevel = level
+                return handler
+            }
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = level
             return handler
@@ -61,10 +83,11 @@ struct Serve: AsyncParsableCommand {
         settings.port = port
         settings.durability = RoundStore.Durability(rawValue: durability) ?? .normal
         if let key = ProcessInfo.processInfo.environment["GAVEL_HASH_KEY"], !key.isEmpty {
-            settings.exchange.hashKey = key
-        } else {
-            logger.warning("GAVEL_HASH_KEY is not set: contact and caller hashes use the development key")
+            settings.hashKey = key  // else the database's own random key
         }
+        settings.dniRateLimit = RateLimit(perSecond: Double(dniRateLimit), burst: dniRateLimit * 10)
+        settings.trustedProxies = Set(trustedProxy)
+        settings.idleTimeoutS = idleTimeoutS
 
         let server: GavelServer
         do {

@@ -20,6 +20,12 @@ public struct TokenBucket: Sendable, Hashable {
         return true
     }
 
+    /// Whether the bucket has refilled by `nowSeconds`: it is then the same as a new one.
+    public func isFull(nowSeconds: Double) -> Bool {
+        guard let lastSeconds else { return true }
+        return tokens + (nowSeconds - lastSeconds) * ratePerSecond >= burst
+    }
+
     /// Seconds until a token is available, for `Retry-After`.
     public var secondsUntilNextToken: Double { tokens >= 1 ? 0 : (1 - tokens) / ratePerSecond }
 }

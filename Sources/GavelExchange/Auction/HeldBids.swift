@@ -30,6 +30,20 @@ actor HeldBids {
 
     private var entries: [String: Entry] = [:]
     private var holdsSinceSweep = 0
+    /// Held and posting rounds at most: never evicted, so a new ping is refused instead (503).
+    let capacity: Int
+
+    init(capacity: Int = 100_000) { self.capacity = capacity }
+
+    /// Whether another held round fits; finished results (the database has them) go first.
+    func hasRoom() -> Bool {
+        guard entries.count >= capacity else { return true }
+        sweep(nowMs: RoundContext.nowMs)
+        if entries.count >= capacity {
+            entries = entries.filter { if case .done = $0.value { return false } else { return true } }
+        }
+        return entries.count < capacity
+    }
     /// How long a finished post's result is kept in memory for repeat posts (the database has it after).
     private let resultTTLms: Int64 = 3_600_000
 

@@ -1,3 +1,4 @@
+import Foundation
 import GavelCore
 import GavelStore
 import Synchronization
@@ -120,6 +121,7 @@ extension Exchange {
     /// Drops what expired from the store: idempotency keys past 24 h, held bids and tracking-number
     /// reservations past their expiry.
     public func sweepStore() async {
+        await ledger.sweep(at: Date(), longestDuplicateWindowDays: config.buyers.map(\.duplicateWindowDays).max() ?? 0)
         await sweepIdempotencyKeys()
         do {
             try await store.sweepLiveState(nowMs: RoundContext.nowMs)

@@ -140,6 +140,38 @@ public actor BuyerLedger {
         }
     }
 
+    /// Drops what no cap or duplicate window can still need, so memory stays bounded however long
+    /// the exchange runs: hour windows older than 30 hours, days older than 3 days, months older than
+    /// 3 months (keys sort by time; the margins cover every time zone), and contacts sold longer ago
+    /// than the longest duplicate window. Returns how many entries were dropped.
+    @discardableResult
+    public func sweep(at date: Date, longestDuplicateWindowDays: Int) -> Int {
+        let hourCutoff = CapWindows(date: date.addingTimeInterval(-30 * 3600), timeZone: CapWindows.utc).hour
+        let dayCutoff = CapWindows(date: date.addingTimeInterval(-3 * 86_400), timeZone: CapWindows.utc).day
+        let monthCutoff = CapWindows(date: date.addingTimeInterval(-93 * 86_400), timeZone: CapWindows.utc).month
+        var dropped = 0
+        for (buyerID, windows) in counters {
+            let kept = windows.filter { key, _ in
+                if key.hasPrefix("H:") { return key >= hourCutoff }
+                if key.hasPrefix("D:") { return key >= dayCutoff }
+                if key.hasPrefix("M:") { return key >= monthCutoff }
+                return true
+            }
+            dropped += windows.count - kept.count
+            counters[buyerID] = kept.isEmpty ? nil : kept
+        }
+        let oldest = date.addingTimeInterval(-Double(longestDuplicateWindowDays) * 86_400)
+        for (hash, buyers) in sales {
+            let kept = buyers.filter { $0.value >= oldest }
+            dropped += buyers.count - kept.count
+            sales[hash] = kept.isEmpty ? nil : kept
+        }
+        return dropped
+    }
+
+    /// Entries held in memory (counters and remembered contacts), for tests of the bounds.
+    public var entryCount: Int { counters.values.reduce(0) { $0 + $1.count } + sales.values.reduce(0) { $0 + $1.count } }
+
     /// Current counts, for reports and tests.
     public func usage(buyerID: String, window: String) -> (count: Int, spend: Money) {
         let counter = counters[buyerID]?[window] ?? Counter()

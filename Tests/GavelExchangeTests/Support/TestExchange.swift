@@ -33,11 +33,18 @@ final class TestExchange: @unchecked Sendable {
     private var serverTask: Task<Void, any Error>?
     private(set) var port = 0
     let client = CurlMultiEngine()
+    /// Changes the settings of the next `openServer` (limits, capacities).
+    var configureSettings: (@Sendable (inout ServerSettings) -> Void)?
 
     var databasePath: String { directory.appendingPathComponent("gavel.sqlite").path }
     var configPath: String { directory.appendingPathComponent("config").path }
 
-    init(campaignYAML: String = TestExchange.defaultCampaign, buyers: [BuyerSpec], sellerRateLimit: String? = nil) async throws {
+    /// The exchange's host-name resolver (unresolvable and slow DNS); nil uses the system's.
+    let resolver: HostResolver?
+
+    init(campaignYAML: String = TestExchange.defaultCampaign, buyers: [BuyerSpec], sellerRateLimit: String? = nil,
+         resolver: HostResolver? = nil) async throws {
+        self.resolver = resolver
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("gavel-test-\(UUID().uuidString)")
         let configDirectory = directory.appendingPathComponent("config")
         try FileManager.default.createDirectory(at: configDirectory.appendingPathComponent("buyers"), withIntermediateDirectories: true)
@@ -93,6 +100,8 @@ final class TestExchange: @unchecked Sendable {
         settings.configDirectory = configPath
         settings.databasePath = databasePath
         settings.port = 0
+        settings.resolver = resolver
+        configureSettings?(&settings)
         server = try await GavelServer(settings: settings)
     }
 
