@@ -98,3 +98,50 @@ enum CapWindowsProbe {
         return String(format: "D:%04d-%02d-%02d", parts.year!, parts.month!, parts.day!)
     }
 }
+
+/// The database never holds a seller past its budget, and caps hold while calls are on the line.
+@Suite(.serialized)
+struct BudgetTests {
+    @Test func aLockedDatabaseGivesACleanServiceUnavailableWithinTheBudget() async throws {
+        let harness = try await TestExchange(buyers: [bidder("buyer", bid: "10.00", latencyMs: 1)])
+        try await harness.startHTTP()
+        let blocker = Process()
+        blocker.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        blocker.arguments = ["python3", "-c", """
+            import sqlite3, sys, time
+            db = sqlite3.connect("\(harness.databasePath)", isolation_level=None, timeout=5)
+            db.execute("BEGIN EXCLUSIVE"); print("locked", flush=True); time.sleep(3); db.execute("ROLLBACK")
+            """]
+        let pipe = Pipe()
+        blocker.standardOutput = pipe
+        try blocker.run()
+        _ = pipe.fileHandleForReading.availableData  // "locked"
+        let started = ContinuousClock.now
+        let answer = try await harness.http(.post, "/v1/leads", body: TestExchange.lead(campaign: "tiny"))
+        let waited = ContinuousClock.now - started
+        #expect(answer.status == 503)
+        #expect(answer.json["error"]?["code"] == .string("storage_timeout"))
+        // tiny's budget is 300 ms; the answer must not wait for the database's 1 s busy timeout.
+        #expect(waited < .milliseconds(300 + 600))
+        #expect(harness.fleet.stats(for: "buyer").posts == 0)  // no post without its intent on disk
+        blocker.waitUntilExit()
+        await harness.shutdown()
+    }
+
+    @Test func conversionCapsCountCallsStillOnTheLine() async throws {
+        let ledger = BuyerLedger()
+        var caps = BuyerCaps()
+        caps.daily = 1
+        caps.countConversions = true
+        let buyer = Buyer(id: "b", campaigns: ["calls"], ping: nil, post: nil, caps: caps)
+        guard case .success = await ledger.reserveCall(buyer: buyer, price: Money(30), callerHash: "one", at: Date()) else {
+            Issue.record("first call refused")
+            return
+        }
+        // The first call may still convert: a second would overshoot the cap of one conversion.
+        guard case .failure(.capped) = await ledger.reserveCall(buyer: buyer, price: Money(30), callerHash: "two", at: Date()) else {
+            Issue.record("second call was not capped")
+            return
+        }
+    }
+}

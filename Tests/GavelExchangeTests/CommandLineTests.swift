@@ -63,13 +63,16 @@ struct CommandLineTests {
         // @unchecked: `process` is only touched from the test's task.
         let process = Process()
         let port: Int
+        /// Standard output after the ready line.
+        let output: FileHandle
 
-        init(config: String, db: String) async throws {
+        init(config: String, db: String, arguments: [String] = [], standardError: FileHandle = .nullDevice) async throws {
             process.executableURL = CommandLineTests.gavelBinary
-            process.arguments = ["serve", "--config", config, "--db", db, "--port", "0"]
+            process.arguments = ["serve", "--config", config, "--db", db, "--port", "0"] + arguments
             let pipe = Pipe()
             process.standardOutput = pipe
-            process.standardError = FileHandle.nullDevice
+            process.standardError = standardError
+            output = pipe.fileHandleForReading
             try process.run()
             let handle = pipe.fileHandleForReading
             let line: String = await withCheckedContinuation { continuation in
@@ -156,6 +159,48 @@ struct CommandLineTests {
         // SIGTERM: drain, commit, exit 0.
         second.signal(SIGTERM)
         #expect(second.waitForExit() == 0)
+        client.shutdown()
+        try await fleet.shutdown()
+    }
+
+    @Test func jsonLogsAreOneObjectPerLineWithoutPersonalData() async throws {
+        try #require(FileManager.default.isExecutableFile(atPath: Self.gavelBinary.path), "build the gavel product first (swift build)")
+        let fleet = BuyerFleet(buyers: ["solo": BuyerBehavior(latency: .fixed(ms: 2), bidMin: "10", bidMax: "10", postAcceptRate: 0)], seed: 1)
+        try await fleet.start()
+        let client = CurlMultiEngine()
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("gavel-logs-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory.appendingPathComponent("buyers"), withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        try "campaigns:\n  - {id: autos, vertical: auto, tmax_ms: 1000}\n"
+            .write(to: directory.appendingPathComponent("campaigns.yaml"), atomically: true, encoding: .utf8)
+        try "sellers:\n  - {id: s, api_key: cli-test-key-1, campaigns: [autos]}\n"
+            .write(to: directory.appendingPathComponent("sellers.yaml"), atomically: true, encoding: .utf8)
+        try "id: solo\ncampaigns: [autos]\nping: {url: '\(fleet.pingURL(for: "solo"))'}\npost: {url: '\(fleet.postURL(for: "solo"))'}\n"
+            .write(to: directory.appendingPathComponent("buyers/solo.yaml"), atomically: true, encoding: .utf8)
+        let logPath = directory.appendingPathComponent("stderr.log")
+        FileManager.default.createFile(atPath: logPath.path, contents: nil)
+        let logFile = try FileHandle(forWritingTo: logPath)
+        let server = try await ServeProcess(config: directory.path, db: directory.appendingPathComponent("g.sqlite").path,
+                                            arguments: ["--log-format", "json", "--log-level", "debug"], standardError: logFile)
+        let body = #"{"campaign": "autos", "lead": {"zip": "94107", "state": "CA"}, "contact": {"email": "secret.person@example.com", "last_name": "Zyxwvut"}, "consent": {"signer": "Zyxwvut"}}"#
+        let response = try await client.send(.json(url: "http://127.0.0.1:\(server.port)/v1/leads", body: body,
+                                                    headers: ["Authorization": "Bearer cli-test-key-1"], timeoutMs: 5000)).get()
+        #expect(response.status == 200)
+        server.signal(SIGTERM)
+        #expect(server.waitForExit() == 0)
+        #expect(server.output.readDataToEndOfFile().isEmpty)  // stdout: the ready line only
+        try logFile.close()
+        let text = try String(contentsOf: logPath, encoding: .utf8)
+        let lines = text.split(separator: "\n")
+        #expect(!lines.isEmpty)
+        var sawAuction = false
+        for line in lines {
+            let json = try JSONValue.parse(Array(line.utf8))
+            #expect(json["time"]?.stringValue != nil && json["level"]?.stringValue != nil && json["message"]?.stringValue != nil)
+            if json["auction_id"] != nil { sawAuction = true }
+        }
+        #expect(sawAuction)
+        #expect(!text.contains("secret.person") && !text.contains("Zyxwvut"))
         client.shutdown()
         try await fleet.shutdown()
     }
