@@ -383,9 +383,12 @@ public final class Exchange: Sendable {
                 }
                 // Write-ahead: the intent is committed before the post leaves, so a crash while the
                 // buyer holds the lead turns into `post_unknown` at start-up, never into a resale.
+                let intentStart = ContinuousClock.now
                 do {
                     try await store.record(postIntent(bid: bid, reservation: reservation, context: context),
                                            waitingAtMost: .milliseconds(max(1, remaining)))
+                    let (seconds, attoseconds) = intentStart.duration(to: .now).components
+                    metrics.postIntent.recordNanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
                 } catch {
                     await ledger.release(reservation)
                     logger.error("post intent not recorded; round ends unsold", metadata: [

@@ -13,6 +13,8 @@ struct ExchangeMetrics: Sendable {
     let postUnknown: Gauge
     /// Round-starting requests shed with 503 `overloaded`.
     let shed: Counter
+    /// The write-ahead of each post: from queueing its intent to its commit.
+    let postIntent: Timer
 
     init() {
         var rounds: [String: Counter] = [:]
@@ -31,6 +33,7 @@ struct ExchangeMetrics: Sendable {
         payout = Counter(label: "gavel_payout_units_total")
         postUnknown = Gauge(label: "gavel_post_unknown_rounds")
         shed = Counter(label: "gavel_overload_shed_total")
+        postIntent = Timer(label: "gavel_post_intent_seconds")
     }
 
     func recordRound(kind: AuctionKind, status: String, durationUs: Int, entries: [AuctionRound.BuyerEntry]) {
