@@ -16,11 +16,14 @@ public struct BuyerBehavior: Sendable, Codable, Equatable {
         case http500
         /// Send a valid bid's response head, then its body one byte every 100 ms.
         case slowDrip
-        /// Answer 200 with a 1 MiB body.
+        /// Answer 200 with a body of ``BuyerBehavior/oversizedBytes`` (1 MiB unless set).
         case oversized
         /// The buyer is not served: its requests are closed unanswered. For a real
         /// connection-refused address use ``BuyerFleet/refusedURL()``.
         case refused
+        /// Answer 307 Temporary Redirect (method and body kept if followed) to
+        /// ``BuyerBehavior/redirectTo``; a client must not follow it.
+        case redirect
     }
 
     /// Delay before a ping is answered.
@@ -37,11 +40,20 @@ public struct BuyerBehavior: Sendable, Codable, Equatable {
     public var postLatency: Latency
     /// Chance (0...1) that a post is accepted; otherwise it is rejected as a duplicate.
     public var postAcceptRate: Double
-    /// Misbehaviour shown on pings and posts, with probability ``faultRate``. Faults that answer
+    /// Misbehaviour shown on pings and posts (posts show ``postFault`` instead when that is set),
+    /// with probability ``faultRate``. Faults that answer
     /// (or reset) do so after the usual delay; `hang` and `refused` do not wait.
     public var fault: Fault?
     /// Chance (0...1) that ``fault`` applies to a given request.
     public var faultRate: Double
+    /// When set, posts show this misbehaviour (with probability ``faultRate``) instead of ``fault``,
+    /// so a buyer can bid normally and fail only its posts.
+    public var postFault: Fault?
+    /// Size in bytes of the `oversized` fault's body. Default 1 MiB.
+    public var oversizedBytes: Int = 1 << 20
+    /// The `Location` of the `redirect` fault: an absolute URL or a path on the fleet. Default
+    /// `/redirected`, which the fleet answers 404.
+    public var redirectTo: String = "/redirected"
     /// For call buyers: the `destination` (phone number or SIP URI) returned with each bid.
     public var destination: String?
     /// For call buyers: the `min_duration_s` returned with each bid.
@@ -86,6 +98,9 @@ public struct BuyerBehavior: Sendable, Codable, Equatable {
         case postAcceptRate = "post_accept_rate"
         case fault
         case faultRate = "fault_rate"
+        case postFault = "post_fault"
+        case oversizedBytes = "oversized_bytes"
+        case redirectTo = "redirect_to"
         case destination
         case minDurationS = "min_duration_s"
     }
@@ -102,6 +117,9 @@ public struct BuyerBehavior: Sendable, Codable, Equatable {
         postAcceptRate = try c.decodeIfPresent(Double.self, forKey: .postAcceptRate) ?? defaults.postAcceptRate
         fault = try c.decodeIfPresent(Fault.self, forKey: .fault)
         faultRate = try c.decodeIfPresent(Double.self, forKey: .faultRate) ?? defaults.faultRate
+        postFault = try c.decodeIfPresent(Fault.self, forKey: .postFault)
+        oversizedBytes = try c.decodeIfPresent(Int.self, forKey: .oversizedBytes) ?? defaults.oversizedBytes
+        redirectTo = try c.decodeIfPresent(String.self, forKey: .redirectTo) ?? defaults.redirectTo
         destination = try c.decodeIfPresent(String.self, forKey: .destination)
         minDurationS = try c.decodeIfPresent(Int.self, forKey: .minDurationS)
 
@@ -113,6 +131,10 @@ public struct BuyerBehavior: Sendable, Codable, Equatable {
         ] where !(0...1).contains(probability) {
             throw DecodingError.dataCorruptedError(
                 forKey: key, in: c, debugDescription: "must be between 0 and 1, got \(probability)")
+        }
+        if oversizedBytes < 0 {
+            throw DecodingError.dataCorruptedError(
+                forKey: .oversizedBytes, in: c, debugDescription: "must not be negative, got \(oversizedBytes)")
         }
         for (key, amount) in [(CodingKeys.bidMin, bidMin), (.bidMax, bidMax)] where Cents(decimal: amount) == nil {
             throw DecodingError.dataCorruptedError(
@@ -131,6 +153,9 @@ public struct BuyerBehavior: Sendable, Codable, Equatable {
         try c.encode(postAcceptRate, forKey: .postAcceptRate)
         try c.encodeIfPresent(fault, forKey: .fault)
         try c.encode(faultRate, forKey: .faultRate)
+        try c.encodeIfPresent(postFault, forKey: .postFault)
+        try c.encode(oversizedBytes, forKey: .oversizedBytes)
+        try c.encode(redirectTo, forKey: .redirectTo)
         try c.encodeIfPresent(destination, forKey: .destination)
         try c.encodeIfPresent(minDurationS, forKey: .minDurationS)
     }

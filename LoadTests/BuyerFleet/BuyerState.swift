@@ -85,7 +85,7 @@ final class BuyerState: Sendable {
                 minDurationS: behavior.minDurationS)
             if isFault, let fault = behavior.fault {
                 s.stats.faults += 1
-                return .fault(fault, delay: delay, validBody: bid)
+                return .fault(fault, delay: delay, validBody: bid, behavior: behavior)
             }
             s.stats.bids += 1
             return Reply(delay: delay, action: .respond(.ok, body: ByteBuffer(string: bid)))
@@ -99,9 +99,9 @@ final class BuyerState: Sendable {
             s.recentPosts.append(body)
             let behavior = s.behavior
             let delay = TimeAmount(milliseconds: behavior.postLatency.sampleMilliseconds(using: &s.rng))
-            if let fault = behavior.fault, s.rng.chance(behavior.faultRate) {
+            if let fault = behavior.postFault ?? behavior.fault, s.rng.chance(behavior.faultRate) {
                 s.stats.faults += 1
-                return .fault(fault, delay: delay, validBody: ResponseBody.rejected)
+                return .fault(fault, delay: delay, validBody: ResponseBody.rejected, behavior: behavior)
             }
             guard s.rng.chance(behavior.postAcceptRate) else {
                 s.stats.rejected += 1

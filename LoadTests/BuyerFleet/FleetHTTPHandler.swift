@@ -126,6 +126,12 @@ final class FleetHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             context.writeAndFlush(wrapOutboundOut(.head(responseHead(.ok, bodyLength: body.readableBytes, framing))),
                                   promise: nil)
             drip(body, framing, context)
+        case .redirect(let status, let location):
+            var head = responseHead(status, bodyLength: nil, framing)
+            head.headers.add(name: "location", value: location)
+            head.headers.add(name: "content-length", value: "0")
+            context.write(wrapOutboundOut(.head(head)), promise: nil)
+            end(framing, context)
         case .hang:
             break
         case .reset:

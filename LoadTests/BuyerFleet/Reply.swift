@@ -9,6 +9,8 @@ struct Reply: Sendable {
         case respond(HTTPResponseStatus, body: ByteBuffer?)
         /// The response head with the body's Content-Length, then the body one byte per tick.
         case drip(ByteBuffer)
+        /// An empty response with this status and a `Location` header.
+        case redirect(HTTPResponseStatus, location: String)
         /// No response, ever.
         case hang
         /// Abort the connection with a TCP RST.
@@ -20,16 +22,18 @@ struct Reply: Sendable {
     var delay: TimeAmount
     var action: Action
 
-    /// The reply for `fault`; `validBody` is what a well-behaved answer would have been.
-    static func fault(_ fault: BuyerBehavior.Fault, delay: TimeAmount, validBody: String) -> Reply {
+    /// The reply for `fault`; `validBody` is what a well-behaved answer would have been, and
+    /// `behavior` sizes and aims the faults that take a parameter.
+    static func fault(_ fault: BuyerBehavior.Fault, delay: TimeAmount, validBody: String, behavior: BuyerBehavior) -> Reply {
         switch fault {
         case .hang: Reply(delay: .zero, action: .hang)
         case .reset: Reply(delay: delay, action: .reset)
         case .garbage: Reply(delay: delay, action: .respond(.ok, body: ResponseBody.garbage))
         case .http500: Reply(delay: delay, action: .respond(.internalServerError, body: ResponseBody.internalError))
         case .slowDrip: Reply(delay: delay, action: .drip(ByteBuffer(string: validBody)))
-        case .oversized: Reply(delay: delay, action: .respond(.ok, body: ResponseBody.oversized))
+        case .oversized: Reply(delay: delay, action: .respond(.ok, body: ResponseBody.oversized(bytes: behavior.oversizedBytes)))
         case .refused: Reply(delay: .zero, action: .close)
+        case .redirect: Reply(delay: delay, action: .redirect(.temporaryRedirect, location: behavior.redirectTo))
         }
     }
 }

@@ -27,13 +27,24 @@ enum ResponseBody {
     static let notFound = ByteBuffer(string: #"{"error":"not found"}"#)
     static let tooLarge = ByteBuffer(string: #"{"error":"request body over 1 MiB"}"#)
 
-    /// Exactly 1 MiB that starts like a bid, so a client that does not cap response size chokes on it.
-    static let oversized: ByteBuffer = {
-        let size = 1 << 20
+    /// Exactly `bytes` (at least the JSON's frame) that start like a bid, so a client that does not
+    /// cap response size chokes on it. The default 1 MiB is built once.
+    static func oversized(bytes: Int) -> ByteBuffer {
+        bytes == 1 << 20 ? oneMebibyte : padded(bytes: bytes)
+    }
+
+    private static let oneMebibyte = padded(bytes: 1 << 20)
+
+    private static func padded(bytes: Int) -> ByteBuffer {
         let head = #"{"bid": 10, "padding": ""#
         let tail = #""}"#
-        return ByteBuffer(string: head + String(repeating: "x", count: size - head.utf8.count - tail.utf8.count) + tail)
-    }()
+        var buffer = ByteBuffer()
+        buffer.reserveCapacity(max(bytes, head.utf8.count + tail.utf8.count))
+        buffer.writeString(head)
+        buffer.writeRepeatingByte(UInt8(ascii: "x"), count: max(0, bytes - head.utf8.count - tail.utf8.count))
+        buffer.writeString(tail)
+        return buffer
+    }
 
     /// A JSON string literal for `text`.
     static func quoted(_ text: String) -> String {

@@ -40,6 +40,8 @@ public final class Exchange: Sendable {
         public var heldPingCapacity: Int
         /// Live calls at most; never evicted: new calls are refused instead.
         public var liveCallCapacity: Int
+        /// Calendar time (expiry, cap windows, idempotency); tests pass a clock they move.
+        public var clock: any WallClock = SystemWallClock()
 
         public init(hashKey: String = "gavel-development-hash-key", minimumPostMs: Int = 10, recordReserveMs: Int = 10,
                     health: BuyerLedger.HealthPolicy = .init(), maxRoundsInFlight: Int = 4_096, heldPingCapacity: Int = 100_000,
@@ -96,7 +98,7 @@ public final class Exchange: Sendable {
     /// Restores cap counters and duplicate windows from the store.
     public func restoreState() async throws(StoreError) {
         // Before counters are read: unknown posts add to them.
-        let unknown = try store.resolveUnknownPosts(nowMs: RoundContext.nowMs)
+        let unknown = try store.resolveUnknownPosts(nowMs: nowMs)
         for intent in unknown {
             logger.warning("post outcome unknown after a restart; round is final as post_unknown", metadata: [
                 "auction_id": "\(intent.roundID)", "buyer": "\(intent.buyerID)",
@@ -105,7 +107,7 @@ public final class Exchange: Sendable {
         metrics.postUnknown.record(try store.postUnknownCount())
         let counters = try store.capCounters()
         let maxWindowDays = config.buyers.map(\.duplicateWindowDays).max() ?? 0
-        let since = RoundContext.nowMs - Int64(maxWindowDays) * 86_400_000
+        let since = nowMs - Int64(maxWindowDays) * 86_400_000
         let sales = maxWindowDays > 0 ? try store.salesWithContact(sinceMs: since) : []
         await ledger.restore(counters: counters, sales: sales)
         try await restoreLiveState()
@@ -139,6 +141,10 @@ public final class Exchange: Sendable {
 
     func roundEnded() { roundsInFlight.wrappingSubtract(1, ordering: .relaxed) }
 
+    /// Now, by the exchange's clock.
+    var nowMs: Int64 { configuration.clock.nowMs }
+    var now: Date { configuration.clock.now }
+
     /// The config new rounds start with.
     public var config: ExchangeConfig { currentConfig.withLock { $0 } }
 
@@ -166,7 +172,7 @@ public final class Exchange: Sendable {
                         ticket: IdempotencyTicket? = nil) async throws(ExchangeError) -> PingResult {
         try admitRound()
         defer { roundEnded() }
-        guard await held.hasRoom() else {
+        guard await held.hasRoom(nowMs: nowMs) else {
             metrics.shed.increment()
             throw .overloaded("\(held.capacity) pings held: no room for another")
         }
@@ -181,11 +187,11 @@ public final class Exchange: Sendable {
         )
         let heldRound = HeldBids.HeldRound(round: round, context: context, expiresAtMs: expiresAtMs)
         var record = roundRecord(round, context: context, phase: .pinged, status: status, sale: nil, increments: [])
-        record.answer = context.ticket?.answer(result.json, roundID: context.auctionID)
+        record.answer = context.ticket?.answer(result.json, roundID: context.auctionID, atMs: nowMs)
         if top != nil { record.liveState = LiveSnapshots.held(heldRound) }
         try await persist(record, waitMs: context.storeWaitMs)
         metrics.recordRound(kind: .lead, status: status, durationUs: record.durationUs, entries: round.entries)
-        if top != nil { await held.hold(heldRound, id: context.auctionID) }
+        if top != nil { await held.hold(heldRound, id: context.auctionID, nowMs: nowMs) }
         logger.debug("ping round held", metadata: ["auction_id": "\(context.auctionID)", "status": "\(status)"])
         return result
     }
@@ -195,7 +201,7 @@ public final class Exchange: Sendable {
         pingID: String, lead: JSONObject?, contact: JSONObject, seller: Seller, arrival: ContinuousClock.Instant,
         ticket: IdempotencyTicket? = nil
     ) async throws(PostError) -> LeadResult {
-        let claim = await held.claim(id: pingID, sellerID: seller.id, nowMs: RoundContext.nowMs) { held in
+        let claim = await held.claim(id: pingID, sellerID: seller.id, nowMs: nowMs) { held in
             // The buyers bid on the pinged lead: the post may add fields, not change what they filtered on.
             guard let lead else { return nil }
             for (key, value) in lead where held.context.lead[key] != nil && held.context.lead[key] != value {
@@ -213,7 +219,7 @@ public final class Exchange: Sendable {
             do { kept = try await retryUnrecorded(roundID: pingID) } catch let retryError { throw .exchange(retryError) }
             guard let record = kept else { throw .exchange(error) }
             let result = LeadResult(auctionID: pingID, sold: record.billable, payout: record.payout ?? .zero)
-            await held.complete(id: pingID, sellerID: seller.id, result: .success(result))
+            await held.complete(id: pingID, sellerID: seller.id, result: .success(result), nowMs: nowMs)
             return result
         case .rejected(let problem):
             throw .request(problem)
@@ -230,16 +236,16 @@ public final class Exchange: Sendable {
             let context = RoundContext(
                 auctionID: pingID, config: pinged.config, campaign: pinged.campaign, seller: seller,
                 lead: merged, contact: contact, consent: pinged.consent, contactHash: hasher.hash(contact: contact),
-                arrival: arrival, tmaxMs: pinged.campaign.tmaxMs
+                arrival: arrival, tmaxMs: pinged.campaign.tmaxMs, ticket: ticket, createdAtMs: nowMs
             )
             let (outcome, increments) = await post(&held.round, context: context)
             do {
                 let result = try await finish(round: held.round, outcome: outcome, increments: increments, context: context)
-                await self.held.complete(id: pingID, sellerID: seller.id, result: .success(result))
+                await self.held.complete(id: pingID, sellerID: seller.id, result: .success(result), nowMs: nowMs)
                 return result
             } catch {
                 // Repeats get the same 503: the round is not on the books, and it is not run twice.
-                await self.held.complete(id: pingID, sellerID: seller.id, result: .failure(error))
+                await self.held.complete(id: pingID, sellerID: seller.id, result: .failure(error), nowMs: nowMs)
                 throw .exchange(error)
             }
         }
@@ -258,6 +264,12 @@ public final class Exchange: Sendable {
         guard let stored, stored.sellerID == seller.id, stored.id.hasPrefix("png_") else {
             throw .request(RequestError(status: 404, code: "unknown_ping", message: "no ping \(pingID) for this seller", field: "ping_id"))
         }
+        if stored.status == ReasonCode.postUnknown.rawValue {
+            throw .request(RequestError(
+                status: 409, code: "outcome_unknown",
+                message: "the exchange stopped while posting ping \(pingID); the buyer may have the lead, so it will not be sold again",
+                field: "ping_id"))
+        }
         if stored.phase == RoundRecord.Phase.final.rawValue {
             return LeadResult(auctionID: pingID, sold: stored.status == "sold", payout: stored.payout ?? .zero)
         }
@@ -270,16 +282,16 @@ public final class Exchange: Sendable {
     private func makeContext(_ submission: LeadSubmission, seller: Seller, arrival: ContinuousClock.Instant, prefix: String,
                              ticket: IdempotencyTicket?) -> RoundContext {
         RoundContext(
-            auctionID: AuctionID.make(prefix: prefix, nowMs: RoundContext.nowMs), config: config, campaign: submission.campaign,
+            auctionID: AuctionID.make(prefix: prefix, nowMs: nowMs), config: config, campaign: submission.campaign,
             seller: seller, lead: submission.lead, contact: submission.contact, consent: submission.consent,
             contactHash: submission.contact.flatMap { hasher.hash(contact: $0) }, arrival: arrival, tmaxMs: submission.tmaxMs,
-            ticket: ticket
+            ticket: ticket, createdAtMs: nowMs
         )
     }
 
     /// Eligibility, then pings to every eligible buyer at once; returns the round with bidding closed.
     func bid(_ context: RoundContext, caller: JSONObject? = nil) async -> AuctionRound {
-        let now = Date()
+        let now = now
         let campaign = context.campaign
         let candidates = context.config.buyersByCampaign[campaign.id] ?? []
         let lead = Eligibility.Lead(fields: context.lead)
@@ -350,9 +362,9 @@ public final class Exchange: Sendable {
                 default: answered.append(entry.buyerID)
                 }
             }
-            await ledger.recordHealth(failed: failed, answered: answered, at: Date())
+            await ledger.recordHealth(failed: failed, answered: answered, at: now)
         }
-        _ = round.closeBidding(atMs: RoundContext.nowMs, method: campaign.distribution,
+        _ = round.closeBidding(atMs: nowMs, method: campaign.distribution,
                                rotation: nextRotation(campaign.id), randomUnit: Double.random(in: 0..<1))
         return round
     }
@@ -361,7 +373,7 @@ public final class Exchange: Sendable {
     func post(_ round: inout AuctionRound, context: RoundContext) async -> (AuctionRound.Outcome, [CapIncrement]) {
         while true {
             let remaining = RoundContext.milliseconds(until: context.deadline) - configuration.recordReserveMs
-            switch round.nextPost(atMs: RoundContext.nowMs, remainingMs: remaining, minimumPostMs: configuration.minimumPostMs) {
+            switch round.nextPost(atMs: nowMs, remainingMs: remaining, minimumPostMs: configuration.minimumPostMs) {
             case .finish(let outcome):
                 return (outcome, [])
             case .waitForBids, .closeBidding:
@@ -372,7 +384,7 @@ public final class Exchange: Sendable {
                     continue
                 }
                 let reservation: BuyerLedger.Reservation
-                switch await ledger.reserve(buyer: buyer, price: bid.price, contactHash: context.contactHash, at: Date()) {
+                switch await ledger.reserve(buyer: buyer, price: bid.price, contactHash: context.contactHash, at: now) {
                 case .success(let held): reservation = held
                 case .failure(.capped):
                     round.skipPost(reason: .capped, detail: "cap reached before the post")
@@ -398,7 +410,7 @@ public final class Exchange: Sendable {
                 }
                 let result = await sendPost(bid: bid, buyer: buyer, context: context, remainingMs: remaining)
                 if let outcome = round.recordPost(result.result, latencyUs: result.latencyUs) {
-                    let increments = await ledger.commit(reservation, at: Date())
+                    let increments = await ledger.commit(reservation, at: now)
                     return (outcome, increments)
                 }
                 await ledger.release(reservation)
@@ -410,7 +422,8 @@ public final class Exchange: Sendable {
         let body = BuyerProtocol.postBody(
             auctionID: context.auctionID, bid: bid, lead: context.lead, contact: context.contact ?? JSONObject(), consent: context.consent)
         guard let endpoint = buyer.post else { return (.failed(detail: "buyer has no post endpoint"), 0) }
-        let request = HTTPRequest.json(url: endpoint.url, body: body, headers: endpoint.headers, timeoutMs: max(1, min(endpoint.timeoutMs, remainingMs)))
+        var request = HTTPRequest.json(url: endpoint.url, body: body, headers: endpoint.headers, timeoutMs: max(1, min(endpoint.timeoutMs, remainingMs)))
+        request.sendOnce = true
         switch await engine.send(request) {
         case .success(let response):
             return (BuyerProtocol.parsePost(status: response.status, body: response.body, mapping: buyer.response), response.latencyUs)
@@ -450,7 +463,7 @@ public final class Exchange: Sendable {
         let status = sale == nil ? "unsold" : "sold"
         let result = LeadResult(auctionID: context.auctionID, sold: sale != nil, payout: sale?.payout ?? .zero)
         var record = roundRecord(round, context: context, phase: .final, status: status, sale: sale, increments: increments)
-        record.answer = context.ticket?.answer(result.json, roundID: context.auctionID)
+        record.answer = context.ticket?.answer(result.json, roundID: context.auctionID, atMs: nowMs)
         try await persist(record, waitMs: context.storeWaitMs)
         metrics.recordRound(kind: context.campaign.kind, status: status, durationUs: record.durationUs, entries: round.entries)
         if let sale {

@@ -8,6 +8,10 @@ public struct HTTPRequest: Sendable {
     public var body: [UInt8]
     /// The whole transfer's deadline, connect included (`CURLOPT_TIMEOUT_MS`).
     public var timeoutMs: Int
+    /// Sent at most once (posts): on a fresh connection, because libcurl sends a request again
+    /// when the kept-alive connection it reused dies before any answer, and a buyer must never get
+    /// the same lead twice.
+    public var sendOnce = false
 
     public init(url: String, method: Method = .post, headers: [(name: String, value: String)] = [],
                 body: [UInt8] = [], timeoutMs: Int) {

@@ -75,6 +75,9 @@ final class Transfer: @unchecked Sendable {
         try check(ccurl_easy_setopt_long(easy, CURLOPT_NOSIGNAL, 1), "CURLOPT_NOSIGNAL")
         try check(ccurl_easy_setopt_long(easy, CURLOPT_FOLLOWLOCATION, 0), "CURLOPT_FOLLOWLOCATION")
         try check(ccurl_easy_setopt_long(easy, CURLOPT_TCP_NODELAY, 1), "CURLOPT_TCP_NODELAY")
+        if request.sendOnce {
+            try check(ccurl_easy_setopt_long(easy, CURLOPT_FRESH_CONNECT, 1), "CURLOPT_FRESH_CONNECT")
+        }
         try check(ccurl_easy_setopt_long(easy, CURLOPT_TIMEOUT_MS, remainingMs), "CURLOPT_TIMEOUT_MS")
         try check(ccurl_easy_setopt_long(easy, CURLOPT_CONNECTTIMEOUT_MS, min(remainingMs, connectTimeoutMs)), "CURLOPT_CONNECTTIMEOUT_MS")
         // Buyers are reached directly: an empty proxy turns off http_proxy/https_proxy/all_proxy, and an

@@ -207,7 +207,7 @@ struct LeadSubmissionTests {
         expectRejected(body(extra: #","tmax_ms":\#(tmax)"#), code: "invalid_field", field: "tmax_ms")
     }
 
-    @Test(arguments: [#""500""#, "500.5", "5e2", "true", "[500]"])
+    @Test(arguments: [#""500""#, "500.5", "5.005e2", "true", "[500]"])
     func tmaxNotAWholeNumber(_ tmax: String) {
         expectRejected(body(extra: #","tmax_ms":\#(tmax)"#), code: "invalid_field", field: "tmax_ms")
     }
@@ -220,5 +220,19 @@ struct LeadSubmissionTests {
             #expect(error.description.hasPrefix("422 pii_in_lead: "))
             #expect(error.description.hasSuffix(" (lead.email)"))
         }
+    }
+}
+
+/// Whole numbers as JSON Schema has them: `800.0` and `8e2` are the integer 800.
+struct WholeNumberTests {
+    @Test(arguments: [("800", 800), ("800.0", 800), ("8e2", 800), ("-0.0", 0)])
+    func wholeNumbersAreIntegers(_ text: String, _ expected: Int) {
+        #expect(LeadSubmission.wholeNumber(.number(text)) == expected)
+    }
+
+    @Test(arguments: ["0.5", "1e400", "8.25e1"])
+    func fractionsAndHugeNumbersAreNot(_ text: String) {
+        #expect(LeadSubmission.wholeNumber(.number(text)) == nil)
+        #expect(LeadSubmission.wholeNumber(.string("800")) == nil)
     }
 }

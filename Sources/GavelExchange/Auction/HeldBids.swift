@@ -36,9 +36,9 @@ actor HeldBids {
     init(capacity: Int = 100_000) { self.capacity = capacity }
 
     /// Whether another held round fits; finished results (the database has them) go first.
-    func hasRoom() -> Bool {
+    func hasRoom(nowMs: Int64) -> Bool {
         guard entries.count >= capacity else { return true }
-        sweep(nowMs: RoundContext.nowMs)
+        sweep(nowMs: nowMs)
         if entries.count >= capacity {
             entries = entries.filter { if case .done = $0.value { return false } else { return true } }
         }
@@ -47,10 +47,10 @@ actor HeldBids {
     /// How long a finished post's result is kept in memory for repeat posts (the database has it after).
     private let resultTTLms: Int64 = 3_600_000
 
-    func hold(_ held: HeldRound, id: String) {
+    func hold(_ held: HeldRound, id: String, nowMs: Int64) {
         entries[id] = .held(held)
         holdsSinceSweep += 1
-        if holdsSinceSweep >= 1024 { sweep(nowMs: RoundContext.nowMs) }
+        if holdsSinceSweep >= 1024 { sweep(nowMs: nowMs) }
     }
 
     /// Claims the ping for posting, or tells why it cannot be. `check` runs before the claim, so a
@@ -79,11 +79,11 @@ actor HeldBids {
         }
     }
 
-    func complete(id: String, sellerID: String, result: PostResult) {
+    func complete(id: String, sellerID: String, result: PostResult, nowMs: Int64) {
         if case .posting(_, let waiters) = entries[id] {
             for waiter in waiters { waiter.resume(returning: result) }
         }
-        entries[id] = .done(result, owner: sellerID, keepUntilMs: RoundContext.nowMs + resultTTLms)
+        entries[id] = .done(result, owner: sellerID, keepUntilMs: nowMs + resultTTLms)
     }
 
     private func sweep(nowMs: Int64) {

@@ -76,7 +76,7 @@ extension Exchange {
         let config = self.config
         var restored = (held: 0, calls: 0)
         let decoder = JSONDecoder()
-        for state in try store.liveStates(nowMs: RoundContext.nowMs) {
+        for state in try store.liveStates(nowMs: nowMs) {
             let data = Data(state.snapshot.utf8)
             switch state.kind {
             case .held:
@@ -87,7 +87,7 @@ extension Exchange {
                     logger.warning("held ping not restored", metadata: ["auction_id": "\(state.roundID)"])
                     continue
                 }
-                await held.hold(.init(round: snapshot.round, context: context, expiresAtMs: snapshot.expiresAtMs), id: state.roundID)
+                await held.hold(.init(round: snapshot.round, context: context, expiresAtMs: snapshot.expiresAtMs), id: state.roundID, nowMs: nowMs)
                 restored.held += 1
             case .call:
                 guard let snapshot = try? decoder.decode(LiveSnapshots.Call.self, from: data),
@@ -100,7 +100,7 @@ extension Exchange {
                                           attributionJSON: snapshot.attributionJSON, routingUs: snapshot.routingUs,
                                           releaseAtMs: snapshot.releaseAtMs)
                 if let slot = snapshot.slot {
-                    await ledger.restoreLiveCall(slot, callerHash: snapshot.basis.contactHash, at: Date())
+                    await ledger.restoreLiveCall(slot, callerHash: snapshot.basis.contactHash, at: now)
                 }
                 await calls.add(session, id: state.roundID)
                 restored.calls += 1

@@ -91,7 +91,7 @@ extension Exchange {
             return try await recommit(record).answer
         }
         do {
-            return try await store.answer(scope: ticket.scope, notBeforeMs: RoundContext.nowMs - Exchange.idempotencyWindowMs)
+            return try await store.answer(scope: ticket.scope, notBeforeMs: nowMs - Exchange.idempotencyWindowMs)
         } catch {
             throw .storage("\(error)")
         }
@@ -100,7 +100,7 @@ extension Exchange {
     /// Stores a final 4xx answer for an idempotency key (it has no round to go with).
     public func storeAnswer(_ ticket: IdempotencyTicket, status: Int, body: String) async {
         let answer = StoredAnswer(scope: ticket.scope, bodyHash: ticket.bodyHash, status: status, response: body, roundID: nil,
-                                  createdAtMs: RoundContext.nowMs)
+                                  createdAtMs: nowMs)
         do {
             try await store.record(answer, waitingAtMost: .seconds(1))
         } catch {
@@ -121,10 +121,10 @@ extension Exchange {
     /// Drops what expired from the store: idempotency keys past 24 h, held bids and tracking-number
     /// reservations past their expiry.
     public func sweepStore() async {
-        await ledger.sweep(at: Date(), longestDuplicateWindowDays: config.buyers.map(\.duplicateWindowDays).max() ?? 0)
+        await ledger.sweep(at: now, longestDuplicateWindowDays: config.buyers.map(\.duplicateWindowDays).max() ?? 0)
         await sweepIdempotencyKeys()
         do {
-            try await store.sweepLiveState(nowMs: RoundContext.nowMs)
+            try await store.sweepLiveState(nowMs: nowMs)
         } catch {
             logger.warning("live state sweep failed", metadata: ["error": "\(error)"])
         }
@@ -134,7 +134,7 @@ extension Exchange {
     @discardableResult
     public func sweepIdempotencyKeys() async -> Int {
         do {
-            return try await store.sweepAnswers(beforeMs: RoundContext.nowMs - Exchange.idempotencyWindowMs)
+            return try await store.sweepAnswers(beforeMs: nowMs - Exchange.idempotencyWindowMs)
         } catch {
             logger.warning("idempotency sweep failed", metadata: ["error": "\(error)"])
             return 0
@@ -145,7 +145,7 @@ extension Exchange {
     func postIntent(bid: RankedBid, reservation: BuyerLedger.Reservation, context: RoundContext) -> PostIntent {
         PostIntent(
             roundID: context.auctionID, kind: context.campaign.kind, sellerID: context.seller.id, campaignID: context.campaign.id,
-            buyerID: bid.buyerID, price: bid.price, createdAtMs: context.createdAtMs, sentAtMs: RoundContext.nowMs,
+            buyerID: bid.buyerID, price: bid.price, createdAtMs: context.createdAtMs, sentAtMs: nowMs,
             tmaxMs: context.tmaxMs, leadJSON: JSONValue.object(context.lead).serialized, idempotencyScope: context.ticket?.scope,
             idempotencyHash: context.ticket?.bodyHash, capIncrements: reservation.increments
         )

@@ -63,8 +63,8 @@ actor CallSessions {
         return expired.map { ($0.key, $0.value) }
     }
 
-    func rememberBids(_ round: AuctionRound, key: String) {
-        if recentBids.count >= capacity { recentBids = recentBids.filter { CallSessions.hasValidBid($0.value, nowMs: RoundContext.nowMs) } }
+    func rememberBids(_ round: AuctionRound, key: String, nowMs: Int64) {
+        if recentBids.count >= capacity { recentBids = recentBids.filter { CallSessions.hasValidBid($0.value, nowMs: nowMs) } }
         guard recentBids.count < capacity else { return }
         recentBids[key] = round
     }

@@ -40,7 +40,7 @@ extension Exchange {
             metrics.shed.increment()
             throw .overloaded("\(calls.capacity) live calls: no room for another")
         }
-        let now = Date()
+        let now = now
         let callerHash = hasher.hash(phoneNumber: submission.callerNumber)
         var attribution: TrackingDesk.Attribution?
         if let dialed = submission.dialed {
@@ -49,13 +49,13 @@ extension Exchange {
             if attribution?.campaignID != submission.campaign.id { attribution = nil }
         }
         let context = RoundContext(
-            auctionID: AuctionID.make(prefix: "call_", nowMs: RoundContext.nowMs), config: config, campaign: submission.campaign,
+            auctionID: AuctionID.make(prefix: "call_", nowMs: nowMs), config: config, campaign: submission.campaign,
             seller: seller, lead: submission.eligibilityFields, contact: JSONObject(["number": .string(submission.callerNumber)]), consent: nil,
-            contactHash: callerHash, arrival: arrival, tmaxMs: submission.tmaxMs, ticket: ticket
+            contactHash: callerHash, arrival: arrival, tmaxMs: submission.tmaxMs, ticket: ticket, createdAtMs: nowMs
         )
         let cacheKey = "\(submission.campaign.id)|\(callerHash)"
         let round: AuctionRound
-        if let cached = await calls.reusableBids(key: cacheKey, nowMs: RoundContext.nowMs) {
+        if let cached = await calls.reusableBids(key: cacheKey, nowMs: nowMs) {
             round = cached.reusingBids(newID: context.auctionID, detail: "bid reused from \(cached.id)")
         } else {
             var caller = JSONObject()
@@ -64,19 +64,19 @@ extension Exchange {
             if let zip = submission.zip { caller["zip"] = .string(zip) }
             caller["hash"] = .string(callerHash)
             round = await bid(context, caller: caller)
-            if !round.ranking.isEmpty { await calls.rememberBids(round, key: cacheKey) }
+            if !round.ranking.isEmpty { await calls.rememberBids(round, key: cacheKey, nowMs: nowMs) }
         }
 
         var session = CallSession(
             lifecycle: CallLifecycle(round: round, defaultMinDurationS: Exchange.defaultMinDurationS), context: context, slot: nil,
             attributionJSON: attribution?.json.serialized, routingUs: 0,
-            releaseAtMs: RoundContext.nowMs + Int64(context.campaign.maxCallS) * 1000
+            releaseAtMs: nowMs + Int64(context.campaign.maxCallS) * 1000
         )
         let increments = await route(&session)
         session.routingUs = context.elapsedUs
         let answer = routing(session)
         var record = callRecord(session, increments: increments)
-        record.answer = ticket?.answer(answer.json, roundID: context.auctionID)
+        record.answer = ticket?.answer(answer.json, roundID: context.auctionID, atMs: nowMs)
         do throws(ExchangeError) {
             try await commit(record, waitMs: context.storeWaitMs)
         } catch {
@@ -101,7 +101,7 @@ extension Exchange {
         var next = session
         var increments: [CapIncrement] = []
         var freed: (BuyerLedger.CallSlot, BuyerLedger.CallEnd)?
-        let nowMs = RoundContext.nowMs
+        let nowMs = nowMs
         let outcome: CallEventOutcome
         switch event.kind {
         case .connected:
@@ -138,7 +138,7 @@ extension Exchange {
             outcome = CallEventOutcome(status: converted ? "converted" : "not_converted", routing: nil, payout: payout)
         }
         var record = callRecord(next, increments: increments)
-        record.answer = ticket?.answer(outcome.json(callID: callID), roundID: callID)
+        record.answer = ticket?.answer(outcome.json(callID: callID), roundID: callID, atMs: nowMs)
         do throws(ExchangeError) {
             try await commit(record, waitMs: Exchange.eventStoreWaitMs)
         } catch {
@@ -159,7 +159,8 @@ extension Exchange {
     /// Ends the calls that got no `completed` within their campaign's `max_call_s` and frees their
     /// slots. Returns how many ended; one whose commit fails stays live for the next sweep.
     @discardableResult
-    public func releaseAbandonedCalls(at now: Date = Date()) async -> Int {
+    public func releaseAbandonedCalls(at date: Date? = nil) async -> Int {
+        let now = date ?? self.now
         await tracking.sweep(at: now)
         let nowMs = Int64(now.timeIntervalSince1970 * 1000)
         var released = 0
@@ -192,14 +193,14 @@ extension Exchange {
     /// Routes the call to the first bid that is still valid and whose buyer has a free slot, or
     /// ends it unrouted. Returns the counter increments of the slot taken.
     private func route(_ session: inout CallSession) async -> [CapIncrement] {
-        while case .reserve(let bid) = session.lifecycle.nextRoute(atMs: RoundContext.nowMs) {
+        while case .reserve(let bid) = session.lifecycle.nextRoute(atMs: nowMs) {
             guard let buyer = session.context.config.buyer(id: bid.buyerID) else {
                 session.lifecycle.denied(.paused, detail: "buyer removed from config")
                 continue
             }
-            switch await ledger.reserveCall(buyer: buyer, price: bid.price, callerHash: session.context.contactHash ?? "", at: Date()) {
+            switch await ledger.reserveCall(buyer: buyer, price: bid.price, callerHash: session.context.contactHash ?? "", at: now) {
             case .success(let (slot, increments)):
-                session.lifecycle.reserved(atMs: RoundContext.nowMs)
+                session.lifecycle.reserved(atMs: nowMs)
                 session.slot = slot
                 return increments
             case .failure(.capped):

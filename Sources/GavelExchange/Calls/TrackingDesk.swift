@@ -120,7 +120,8 @@ extension Exchange {
     /// A tracking number for a landing-page visit, reserved in memory and written through to the
     /// store (a reservation survives a restart, so the call it brings is still attributed).
     public func assignTrackingNumber(campaign: Campaign, tracking numbers: TrackingNumbers, visit: TrackingDesk.Visit,
-                                     at now: Date = Date()) async -> TrackingDesk.Session {
+                                     at date: Date? = nil) async -> TrackingDesk.Session {
+        let now = date ?? self.now
         let session = await tracking.assign(campaign: campaign, tracking: numbers, visit: visit, at: now)
         guard session.exclusive, let visitJSON = try? JSONEncoder().encode(visit) else { return session }
         do {
@@ -137,7 +138,7 @@ extension Exchange {
     /// Tracking-number reservations from before a restart.
     func restoreTrackingNumbers() async throws(StoreError) {
         let decoder = JSONDecoder()
-        let sessions = try store.dniSessions(nowMs: RoundContext.nowMs).compactMap { stored -> TrackingDesk.Session? in
+        let sessions = try store.dniSessions(nowMs: nowMs).compactMap { stored -> TrackingDesk.Session? in
             guard let visit = try? decoder.decode(TrackingDesk.Visit.self, from: Data(stored.visitJSON.utf8)) else { return nil }
             return TrackingDesk.Session(id: stored.sessionID, campaignID: stored.campaignID, visit: visit, number: stored.number,
                                         exclusive: true, expiresAt: Date(timeIntervalSince1970: Double(stored.expiresAtMs) / 1000))

@@ -17,9 +17,9 @@ public struct IdempotencyTicket: Sendable, Hashable {
     }
 
     /// The stored form of a 200 answer with `json` as its body.
-    func answer(_ json: JSONValue, roundID: String) -> StoredAnswer {
+    func answer(_ json: JSONValue, roundID: String, atMs nowMs: Int64) -> StoredAnswer {
         StoredAnswer(scope: scope, bodyHash: bodyHash, status: 200, response: JSONText.body(json), roundID: roundID,
-                     createdAtMs: RoundContext.nowMs)
+                     createdAtMs: nowMs)
     }
 }
 

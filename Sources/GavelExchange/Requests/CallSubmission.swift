@@ -106,7 +106,7 @@ public struct CallEvent: Sendable, Hashable {
         }
         var duration: Int?
         if let value = object["duration_s"], !value.isNull {
-            guard case .number(let number) = value, let seconds = Int(number), seconds >= 0, seconds <= 86_400 else {
+            guard let seconds = LeadSubmission.wholeNumber(value), seconds >= 0, seconds <= 86_400 else {
                 throw .invalid("duration_s", "must be whole seconds from 0 to 86400")
             }
             duration = seconds

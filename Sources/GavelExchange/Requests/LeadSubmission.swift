@@ -132,12 +132,12 @@ public struct LeadSubmission: Sendable {
         guard let value, !value.isNull else { return nil }
         guard let consent = value.objectValue else { throw .invalid("consent", "must be an object") }
         if let url = consent["trustedform_cert_url"], !url.isNull {
-            guard let text = url.stringValue, text.hasPrefix("https://"), text.utf8.count <= 2048 else {
+            guard let text = url.stringValue, text.hasPrefix("https://"), text.unicodeScalars.count <= 2048 else {
                 throw .invalid("consent.trustedform_cert_url", "must be an https:// certificate URL")
             }
         }
         if let lead = consent["jornaya_leadid"], !lead.isNull {
-            guard let text = lead.stringValue, !text.isEmpty, text.utf8.count <= 128 else {
+            guard let text = lead.stringValue, !text.isEmpty, text.unicodeScalars.count <= 128 else {
                 throw .invalid("consent.jornaya_leadid", "must be the Jornaya LeadiD token, a string of 1 to 128 characters")
             }
         }
@@ -155,7 +155,7 @@ public struct LeadSubmission: Sendable {
 
     static func tmaxMs(_ value: JSONValue?, campaign: Campaign) throws(RequestError) -> Int {
         guard let value, !value.isNull else { return campaign.tmaxMs }
-        guard case .number(let text) = value, let tmax = Int(text) else {
+        guard let tmax = wholeNumber(value) else {
             throw .invalid("tmax_ms", "must be a whole number of milliseconds")
         }
         guard (20...60_000).contains(tmax) else { throw .invalid("tmax_ms", "must be between 20 and 60000") }
@@ -165,6 +165,15 @@ public struct LeadSubmission: Sendable {
 
 // The server's `/v1/posts` parsing shares these field rules.
 extension LeadSubmission {
+    /// A JSON number that is a whole number: `800`, `800.0` and `8e2` are the same integer (as JSON
+    /// Schema has it); `0.5`, `1e400` and strings are not.
+    public static func wholeNumber(_ value: JSONValue) -> Int? {
+        guard case .number(let text) = value else { return nil }
+        if let whole = Int(text) { return whole }
+        guard let number = Double(text), number.rounded() == number, abs(number) <= 9_007_199_254_740_992 else { return nil }
+        return Int(number)
+    }
+
     /// A post's lead: the same rules as a ping's, without a campaign's required fields (the ping had them).
     public static func leadFieldsForPost(_ value: JSONValue) throws(RequestError) -> JSONObject {
         try leadFields(value, campaign: Campaign(id: "", vertical: ""), field: "lead")
