@@ -102,21 +102,28 @@ struct CommandLineTests {
         }
     }
 
+    /// A config directory with campaign `autos`, seller key `cli-test-key-1` and the fleet's buyer `solo`.
+    static func soloConfig(fleet: BuyerFleet) throws -> URL {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("gavel-cli-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory.appendingPathComponent("buyers"), withIntermediateDirectories: true)
+        try "campaigns:\n  - {id: autos, vertical: auto, tmax_ms: 1000}\n"
+            .write(to: directory.appendingPathComponent("campaigns.yaml"), atomically: true, encoding: .utf8)
+        try "sellers:\n  - {id: s, api_key: cli-test-key-1, campaigns: [autos]}\n"
+            .write(to: directory.appendingPathComponent("sellers.yaml"), atomically: true, encoding: .utf8)
+        try "id: solo\ncampaigns: [autos]\nping: {url: '\(fleet.pingURL(for: "solo"))'}\npost: {url: '\(fleet.postURL(for: "solo"))'}\n"
+            .write(to: directory.appendingPathComponent("buyers/solo.yaml"), atomically: true, encoding: .utf8)
+        return directory
+    }
+
     @Test func serveAnswersReloadsOnHangupSurvivesKillAndStopsCleanly() async throws {
         try #require(FileManager.default.isExecutableFile(atPath: Self.gavelBinary.path), "build the gavel product first (swift build)")
         let fleet = BuyerFleet(buyers: ["solo": BuyerBehavior(latency: .fixed(ms: 2), bidMin: "10", bidMax: "10")], seed: 1)
         try await fleet.start()
         let client = CurlMultiEngine()
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("gavel-serve-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory.appendingPathComponent("buyers"), withIntermediateDirectories: true)
+        let directory = try Self.soloConfig(fleet: fleet)
         defer { try? FileManager.default.removeItem(at: directory) }
-        try "campaigns:\n  - {id: autos, vertical: auto, tmax_ms: 1000}\n"
-            .write(to: directory.appendingPathComponent("campaigns.yaml"), atomically: true, encoding: .utf8)
-        try "sellers:\n  - {id: s, api_key: cli-test-key-1, campaigns: [autos]}\n"
-            .write(to: directory.appendingPathComponent("sellers.yaml"), atomically: true, encoding: .utf8)
         let buyerFile = directory.appendingPathComponent("buyers/solo.yaml")
-        let buyerYAML = "id: solo\ncampaigns: [autos]\nping: {url: '\(fleet.pingURL(for: "solo"))'}\npost: {url: '\(fleet.postURL(for: "solo"))'}\n"
-        try buyerYAML.write(to: buyerFile, atomically: true, encoding: .utf8)
+        let buyerYAML = try String(contentsOf: buyerFile, encoding: .utf8)
         let db = directory.appendingPathComponent("gavel.sqlite").path
 
         func postLead(_ port: Int) async throws -> JSONValue {
@@ -168,15 +175,8 @@ struct CommandLineTests {
         let fleet = BuyerFleet(buyers: ["solo": BuyerBehavior(latency: .fixed(ms: 2), bidMin: "10", bidMax: "10", postAcceptRate: 0)], seed: 1)
         try await fleet.start()
         let client = CurlMultiEngine()
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("gavel-logs-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory.appendingPathComponent("buyers"), withIntermediateDirectories: true)
+        let directory = try Self.soloConfig(fleet: fleet)
         defer { try? FileManager.default.removeItem(at: directory) }
-        try "campaigns:\n  - {id: autos, vertical: auto, tmax_ms: 1000}\n"
-            .write(to: directory.appendingPathComponent("campaigns.yaml"), atomically: true, encoding: .utf8)
-        try "sellers:\n  - {id: s, api_key: cli-test-key-1, campaigns: [autos]}\n"
-            .write(to: directory.appendingPathComponent("sellers.yaml"), atomically: true, encoding: .utf8)
-        try "id: solo\ncampaigns: [autos]\nping: {url: '\(fleet.pingURL(for: "solo"))'}\npost: {url: '\(fleet.postURL(for: "solo"))'}\n"
-            .write(to: directory.appendingPathComponent("buyers/solo.yaml"), atomically: true, encoding: .utf8)
         let logPath = directory.appendingPathComponent("stderr.log")
         FileManager.default.createFile(atPath: logPath.path, contents: nil)
         let logFile = try FileHandle(forWritingTo: logPath)
