@@ -2,12 +2,13 @@
 # Gavel's load test, in one command: builds the exchange, the mock buyers and the load generator,
 # starts the buyers and the exchange on free ports, runs the standard scenarios and prints one table.
 #
-#   LoadTests/run.sh           the full run (S0 20 s per rate, S1/S3 15 s per step, S4 a 10-minute soak)
+#   LoadTests/run.sh           the full run (S0 20 s per rate, S1/S3 15 s per step, S4 a 10-minute soak, S5 nginx buyers)
 #   LoadTests/run.sh --quick   the same scenarios with short steps, about 2 minutes
 #   LoadTests/run.sh --smoke   CI (LoadTests/smoke.sh): debug build, seconds per scenario, functional checks only
 #
 # Durations and rates come from the environment (SCENARIOS, WARMUP_SECONDS, S0_RATES, S0_SECONDS, S1_RATES,
-# STEP_SECONDS, S2_RATE, S2_SECONDS, S3_RATES, S4_RATE, S4_SECONDS, S4_WINDOW_SECONDS, RESULTS_DIR, BUILD);
+# STEP_SECONDS, S2_RATE, S2_SECONDS, S3_RATES, S4_RATE, S4_SECONDS, S4_WINDOW_SECONDS, S5_RATES, S5R_RATES,
+# RESULTS_DIR, BUILD); S5 needs nginx (Debian's nginx-light, installed when missing);
 # see LoadTests/README.md. Results (JSON per scenario, logs, summary.txt) go to RESULTS_DIR.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,20 +34,24 @@ case $mode in
     : "${S0_RATES:=200,500,1000}"
     : "${S1_RATES:=250,500,750,1000,1250,1500,2000,2500,3000,3500,4000,5000,6000,8000,10000}"
     : "${S3_RATES:=500,1000,1500,2000,2500,3000,4000,5000,6000,8000,10000,12000,15000,20000,25000,30000}"
+    : "${S5_RATES:=250,1000,2000,3000,4000,5000,6000}"
+    : "${S5R_RATES:=1000,2000,3000,4000,5000,6000,8000,10000}"
     ;;
   quick)
     : "${WARMUP_SECONDS:=2}" "${S0_SECONDS:=4}" "${STEP_SECONDS:=3}" "${S2_SECONDS:=6}" "${S4_SECONDS:=30}"
     : "${S0_RATES:=200,500,1000}"
     : "${S1_RATES:=250,500,750,1000,1500,2000,3000,4000,6000}"
     : "${S3_RATES:=500,1000,1500,2000,3000,4000,6000,8000,12000}"
+    : "${S5_RATES:=250,1000,2000,3000,4000}"
+    : "${S5R_RATES:=1000,2000,4000,6000,8000}"
     ;;
   smoke)
     : "${WARMUP_SECONDS:=1}" "${S0_SECONDS:=3}" "${STEP_SECONDS:=2}" "${S2_SECONDS:=3}" "${S4_SECONDS:=4}"
     : "${S0_RATES:=25}" "${S2_RATE:=25}" "${S1_RATES:=20,40}" "${S3_RATES:=25}" "${S4_RATE:=25}"
-    : "${S4_WINDOW_SECONDS:=2}"
+    : "${S4_WINDOW_SECONDS:=2}" "${S5_RATES:=25}" "${S5R_RATES:=25}"
     ;;
 esac
-: "${SCENARIOS:=S0 S1 S2 S3 S4}"
+: "${SCENARIOS:=S0 S1 S2 S3 S4 S5}"
 : "${BUILD:=1}"
 : "${RESULTS_DIR:=loadtest-results/$mode-$(date -u +%Y%m%d-%H%M%S)}"
 # The soak's windows: a minute each, or a third of a short soak.
@@ -125,8 +130,57 @@ stop_exchange() {
   return $status
 }
 
+# S5's buyers: nginx answering every ping with a fixed bid and every post with an acceptance, in
+# ~0.04 ms, so what S5 measures is the exchange itself. One worker, access log off.
+nginx_pid="" nginx_url=""
+start_nginx() {
+  if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
+    log "installing nginx-light (Debian) for S5"
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light; } >"$results/nginx-install.log" 2>&1 || return 1
+  fi
+  local nginx port
+  nginx=$(command -v nginx || echo /usr/sbin/nginx)
+  port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  mkdir -p "$results/nginx/logs"
+  cat >"$results/nginx/nginx.conf" <<CONF
+worker_processes 1;
+pid $results/nginx/nginx.pid;
+error_log $results/nginx/logs/error.log warn;
+events { worker_connections 16384; }
+http {
+  access_log off;
+  keepalive_requests 100000000;
+  keepalive_timeout 300s;
+  client_body_temp_path $results/nginx/body;
+  server {
+    listen 127.0.0.1:$port backlog=4096;
+    default_type application/json;
+    location ~ /ping\$ { return 200 '{"bid": 10, "bid_id": "n", "expires_in_s": 60}'; }
+    location ~ /post\$ { return 200 '{"accepted": true, "reference": "n"}'; }
+  }
+}
+CONF
+  "$nginx" -p "$results/nginx" -c "$results/nginx/nginx.conf" -g 'daemon off;' 2>"$results/nginx/logs/stderr.log" &
+  nginx_pid=$!
+  for _ in $(seq 1 50); do
+    if python3 -c "import socket; socket.create_connection(('127.0.0.1', $port), 0.2)" 2>/dev/null; then
+      nginx_url="http://127.0.0.1:$port"
+      log "nginx buyers (pid $nginx_pid) at $nginx_url"
+      return 0
+    fi
+    kill -0 "$nginx_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  cat "$results/nginx/logs/stderr.log" >&2
+  return 1
+}
+
 cleanup() {
   stop_exchange || true
+  if [ -n "$nginx_pid" ]; then
+    kill -TERM "$nginx_pid" 2>/dev/null || true
+    wait "$nginx_pid" 2>/dev/null || true
+  fi
   if [ -n "$fleet_pid" ]; then
     kill -TERM "$fleet_pid" 2>/dev/null || true
     wait "$fleet_pid" 2>/dev/null || true
@@ -170,7 +224,7 @@ load() {
   local extra=()
   [ "$mode" = smoke ] && extra+=(--verify)
   local status=0
-  "$bin/gavel-load" "$@" --fleet-url "$fleet_url" --fleet-pid "$fleet_pid" --warmup-seconds "$WARMUP_SECONDS" \
+  "$bin/gavel-load" "$@" --fleet-url "${load_fleet_url:-$fleet_url}" --fleet-pid "$fleet_pid" --warmup-seconds "$WARMUP_SECONDS" \
     --json "$results/$name.json" "${extra[@]}" | tee "$results/$name.txt" || status=$?
   cat "$results/$name.txt" >>"$results/report.txt"
   echo >>"$results/report.txt"
@@ -213,7 +267,18 @@ if ! start_fleet; then
   [ "$mode" = smoke ] && echo "smoke: 0 passed, 1 failed"
   exit 1
 fi
-"$bin/gavel-load" make-config --fleet "$fleet_file" --fleet-url "$fleet_url" --out "$results/config" >&2
+nginx_flags=()
+case " $SCENARIOS " in
+  *" S5 "*)
+    if start_nginx; then
+      nginx_flags=(--nginx-url "$nginx_url")
+    else
+      log "S5: nginx did not start; S5 is skipped"
+      [ "$mode" = smoke ] && record "S5 nginx" 0 "nginx did not start"
+    fi
+    ;;
+esac
+"$bin/gavel-load" make-config --fleet "$fleet_file" --fleet-url "$fleet_url" --out "$results/config" "${nginx_flags[@]}" >&2
 
 for scenario in $SCENARIOS; do
   case $scenario in
@@ -224,7 +289,15 @@ for scenario in $SCENARIOS; do
     S2) lead_scenario S2 --rate "${S2_RATE:-$(half_sustained)}" --seconds "$S2_SECONDS" ;;
     S3) load S3 raw --scenario S3 --fleet "$fleet_file" --rates "$S3_RATES" --seconds "$STEP_SECONDS" --until-saturated --refine 1 ;;
     S4) lead_scenario S4 --rate "${S4_RATE:-$(half_sustained)}" --seconds "$S4_SECONDS" --window-seconds "$S4_WINDOW_SECONDS" ;;
-    *) log "unknown scenario $scenario (S0 S1 S2 S3 S4)" ;;
+    S5)
+      [ -n "$nginx_url" ] || continue
+      lead_scenario S5 --rates "$S5_RATES" --seconds "$STEP_SECONDS" --until-saturated --refine 0
+      # The raw engine against the same nginx buyers, in the same run: the ceiling S5 is compared with.
+      if [ "$mode" != smoke ]; then
+        load_fleet_url=$nginx_url load S5R raw --scenario S5R --rates "$S5R_RATES" --seconds "$STEP_SECONDS" --until-saturated --refine 0
+      fi
+      ;;
+    *) log "unknown scenario $scenario (S0 S1 S2 S3 S4 S5)" ;;
   esac
 done
 

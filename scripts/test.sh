@@ -4,7 +4,7 @@
 # then the load tools' smoke run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source scripts/setup.sh chromium
+source scripts/setup.sh chromium nginx-light
 
 swift build --build-tests
 swift test --skip-build --no-parallel

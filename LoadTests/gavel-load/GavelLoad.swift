@@ -58,8 +58,9 @@ struct Leads: AsyncParsableCommand {
 
         let workload = LeadWorkload(exchangeURL: exchangeURL, apiKey: key, campaign: campaign, tmaxMs: tmaxMs,
                                     clientTimeoutMs: settings.clientTimeoutMs, runTag: RunTag.make(), engine: engine)
-        let probes = Probes(engine: engine, fleetURL: options.fleetURL, exchangeURL: exchangeURL, watchPID: options.watchPid,
-                            fleetPID: options.fleetPid)
+        // nginx buyers (S5) have no /stats: their counts come from the exchange alone.
+        let probes = Probes(engine: engine, fleetURL: scenario?.fleetStats == false ? nil : options.fleetURL, exchangeURL: exchangeURL,
+                            watchPID: options.watchPid, fleetPID: options.fleetPid)
         let buyerTime = buyerTimeMs ?? scenario?.buyerTimeMs
         let report = Report(
             title: "\(settings.label)\(scenario.map { " " + $0.title } ?? ""): leads to \(exchangeURL), campaign \(campaign), budget \(tmaxMs) ms",
@@ -110,6 +111,8 @@ struct Raw: AsyncParsableCommand {
         let buyerIDs: [String]
         if let buyers {
             buyerIDs = buyers.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        } else if scenario?.fleetStats == false {
+            buyerIDs = Scenario.nginxBuyerIDs
         } else {
             let prefix = buyerPrefix ?? scenario?.buyerPrefix ?? ""
             buyerIDs = try FleetIDs.load(fleet).filter { $0.hasPrefix(prefix) }

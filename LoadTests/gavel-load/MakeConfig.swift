@@ -21,6 +21,9 @@ struct MakeConfig: ParsableCommand {
     @Option(help: "The directory to write (created; existing files are replaced).")
     var out: String
 
+    @Option(help: "Base URL of the nginx buyers of S5 (LoadTests/run.sh starts them); adds campaign s5 and its ten buyers.")
+    var nginxURL: String?
+
     func run() throws {
         let buyerIDs = try FleetIDs.load(fleet)
         let directory = URL(fileURLWithPath: out)
@@ -51,6 +54,16 @@ struct MakeConfig: ParsableCommand {
                       timeout_ms: 1000
 
                     """
+                try yaml.write(to: buyersDirectory.appendingPathComponent("\(id).yaml"), atomically: true, encoding: .utf8)
+                written += 1
+            }
+        }
+        if let nginxURL, let s5 = Scenario.named("S5") {
+            campaigns += "  - {id: \(s5.campaign), vertical: auto_insurance, tmax_ms: \(s5.tmaxMs), required_fields: [zip, state]}\n"
+            sellerCampaigns.append(s5.campaign)
+            for id in Scenario.nginxBuyerIDs {
+                let yaml = "id: \(id)\ncampaigns: [\(s5.campaign)]\nping: {url: \(nginxURL)/\(id)/ping, timeout_ms: 1000}\n"
+                    + "post: {url: \(nginxURL)/\(id)/post, timeout_ms: 1000}\n"
                 try yaml.write(to: buyersDirectory.appendingPathComponent("\(id).yaml"), atomically: true, encoding: .utf8)
                 written += 1
             }

@@ -18,6 +18,8 @@ struct Scenario: Sendable {
     /// Every buyer is pinged in every round (no faults, so no health back-off): fewer pings per
     /// auction than buyers means the exchange backed buyers off, a sign of overload.
     var everyBuyerPinged = true
+    /// Whether the buyers are the SwiftNIO fleet with its `GET /stats` (false: nginx, which only answers).
+    var fleetStats = true
 
     enum Mode: String, Sendable { case leads, raw }
 
@@ -31,7 +33,16 @@ struct Scenario: Sendable {
                  everyBuyerPinged: false),
         Scenario(id: "S3", title: "raw fan-out ceiling", mode: .raw, campaign: "s1", buyerPrefix: "s1-", tmaxMs: 150),
         Scenario(id: "S4", title: "soak", mode: .leads, campaign: "s1", buyerPrefix: "s1-", tmaxMs: 150),
+        // Ten buyers that cost almost nothing (nginx answering a fixed bid): what is left is the exchange.
+        Scenario(id: "S5", title: "overhead (zero-latency nginx buyers)", mode: .leads, campaign: "s5", buyerPrefix: "s5-",
+                 tmaxMs: 150, buyerTimeMs: 0, fleetStats: false),
+        // The same nginx buyers pinged by the bare engine: the ceiling S5 is compared with.
+        Scenario(id: "S5R", title: "raw fan-out to nginx", mode: .raw, campaign: "s5", buyerPrefix: "s5-", tmaxMs: 150,
+                 fleetStats: false),
     ]
+
+    /// The nginx buyers of S5, by id.
+    static let nginxBuyerIDs = (0..<10).map { "s5-0\($0)" }
 
     static func named(_ id: String) -> Scenario? {
         all.first { $0.id.caseInsensitiveCompare(id) == .orderedSame }
@@ -41,7 +52,7 @@ struct Scenario: Sendable {
     static var campaigns: [(id: String, tmaxMs: Int, buyerPrefix: String)] {
         var seen: Set<String> = []
         return all.compactMap { scenario in
-            guard scenario.mode == .leads, seen.insert(scenario.campaign).inserted else { return nil }
+            guard scenario.mode == .leads, scenario.fleetStats, seen.insert(scenario.campaign).inserted else { return nil }
             return (scenario.campaign, scenario.tmaxMs, scenario.buyerPrefix)
         }
     }

@@ -36,7 +36,7 @@ struct SummaryTable {
         }
         lines.append("latency in ms from each request's intended start (open loop); S0 rows show the added latency (minus the buyers' 10 ms)")
         lines.append(Report.pad("scenario", 14) + " " + Report.header)
-        for id in ["S0", "S1", "S2", "S3", "S4"] {
+        for id in ["S0", "S1", "S2", "S3", "S4", "S5", "S5R"] {
             guard let result = results[id] else { continue }
             let name = Scenario.named(id).map { "\(id) \($0.title.split(separator: " ").first ?? "")" } ?? id
             for step in result.steps {
@@ -77,6 +77,22 @@ struct SummaryTable {
         }
         if let s1 = results["S1"] {
             notes.append("S1 capacity: " + capacity(s1))
+        }
+        if let s5 = results["S5"] {
+            for step in s5.steps {
+                var line = "S5 \(Report.count(step.targetRate))/s (nginx buyers, 10 per auction): p50 \(Report.ms(step.latency.p50)) p99 \(Report.ms(step.latency.p99)) ms"
+                if let cpu = step.cpu?.exchange, step.achievedRate > 0 {
+                    line += String(format: "; exchange CPU %.0f%% of a core = %.0f µs per auction", cpu, cpu / 100 * 1_000_000 / step.achievedRate)
+                }
+                if let overhead = step.readback?.exchangeOverhead {
+                    line += "; inside the round, less pings and posts: p50 \(Report.ms(overhead.p50)) p99 \(Report.ms(overhead.p99)) ms"
+                }
+                notes.append(line)
+            }
+            if s5.peakRate != nil { notes.append("S5 capacity: " + capacity(s5)) }
+        }
+        if let raw = results["S5R"] {
+            notes.append("S5R ceiling: raw fan-out to the same nginx buyers " + capacity(raw))
         }
         if let s2 = results["S2"], let step = s2.steps.last {
             notes.append("S2 faults (budget \(s2.tmaxMs) ms, 2 hanging, 1 garbage, 1 resetting buyer): \(step.overruns) of \(step.ok) answers past the budget"
