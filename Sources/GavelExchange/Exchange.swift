@@ -34,7 +34,8 @@ public final class Exchange: Sendable {
         /// Time kept back from the budget for recording the round and answering.
         public var recordReserveMs: Int
         public var health: BuyerLedger.HealthPolicy
-        /// Rounds (leads, pings, calls) running at once; past it a new one is refused with 503 `overloaded`.
+        /// Rounds (leads, pings, calls) running at once, at most; below it the limit adapts to how
+        /// promptly rounds get their pings out (`AdmissionLimit`). Past it: 503 `overloaded`.
         public var maxRoundsInFlight: Int
         /// Pings whose bids are held for a post, at most; never evicted: new pings are refused instead.
         public var heldPingCapacity: Int
@@ -68,8 +69,8 @@ public final class Exchange: Sendable {
     let held: HeldBids
     let unrecorded = UnrecordedRounds()
     let calls: CallSessions
-    /// Rounds running now, for admission (`admitRound`).
-    private let roundsInFlight = Atomic<Int>(0)
+    /// Rounds running now and how many may, for admission (`admitRound`).
+    private let admission: Mutex<AdmissionLimit>
     let sellerLimits = RateLimiter()
     let pingLimits = RateLimiter()
     /// Tracking numbers handed to landing-page visitors (dynamic number insertion).
@@ -83,6 +84,7 @@ public final class Exchange: Sendable {
         self.configuration = configuration
         self.hasher = ContactHasher(key: configuration.hashKey)
         self.ledger = BuyerLedger(healthPolicy: configuration.health)
+        self.admission = Mutex(AdmissionLimit(settings: .init(maxLimit: configuration.maxRoundsInFlight)))
         self.held = HeldBids(capacity: configuration.heldPingCapacity)
         self.calls = CallSessions(capacity: configuration.liveCallCapacity)
         self.logger = logger
@@ -129,17 +131,27 @@ public final class Exchange: Sendable {
     }
 
     /// Takes a place for a new round, or refuses it at once with 503 `overloaded` (CONTRACT v2):
-    /// work that cannot start within its budget is shed before any is done. Pair with `roundEnded`.
-    func admitRound() throws(ExchangeError) {
-        let running = roundsInFlight.wrappingAdd(1, ordering: .relaxed).newValue
-        if running > configuration.maxRoundsInFlight {
-            roundsInFlight.wrappingSubtract(1, ordering: .relaxed)
+    /// work that cannot start within its budget is shed before any is done (the HTTP edge calls
+    /// this before it reads the body). Pair with `roundEnded`.
+    public func admitRound() throws(ExchangeError) {
+        let (admitted, limit) = admission.withLock { ($0.admit(), $0.limit) }
+        guard admitted else {
             metrics.shed.increment()
-            throw .overloaded("\(configuration.maxRoundsInFlight) rounds in flight")
+            throw .overloaded("\(Int(limit)) rounds in flight")
         }
     }
 
-    func roundEnded() { roundsInFlight.wrappingSubtract(1, ordering: .relaxed) }
+    public func roundEnded() { admission.withLock { $0.release() } }
+
+    /// A round got its pings out `startDelayMs` after it arrived (or the exchange's own overload
+    /// made most of its buyers time out together): the admission limit adapts.
+    func observeStart(delayMs: Double, budgetMs: Int) {
+        let limit = admission.withLock { admission in
+            admission.observe(startDelayMs: delayMs, budgetMs: budgetMs, nowMs: nowMs)
+            return admission.limit
+        }
+        metrics.admissionLimit.record(limit)
+    }
 
     /// Now, by the exchange's clock.
     var nowMs: Int64 { configuration.clock.nowMs }
@@ -159,8 +171,6 @@ public final class Exchange: Sendable {
     /// `POST /v1/leads`: a full lead, pinged, sold and recorded before this returns.
     public func runLead(_ submission: LeadSubmission, seller: Seller, arrival: ContinuousClock.Instant,
                         ticket: IdempotencyTicket? = nil) async throws(ExchangeError) -> LeadResult {
-        try admitRound()
-        defer { roundEnded() }
         let context = makeContext(submission, seller: seller, arrival: arrival, prefix: "auc_", ticket: ticket)
         var round = await bid(context)
         let (outcome, increments) = await post(&round, context: context)
@@ -170,8 +180,6 @@ public final class Exchange: Sendable {
     /// `POST /v1/pings`: bids gathered and held; nothing is sold yet.
     public func runPing(_ submission: LeadSubmission, seller: Seller, arrival: ContinuousClock.Instant,
                         ticket: IdempotencyTicket? = nil) async throws(ExchangeError) -> PingResult {
-        try admitRound()
-        defer { roundEnded() }
         guard await held.hasRoom(nowMs: nowMs) else {
             metrics.shed.increment()
             throw .overloaded("\(held.capacity) pings held: no room for another")
@@ -325,6 +333,7 @@ public final class Exchange: Sendable {
             }
         }
         var round = AuctionRound(id: context.auctionID, payoutRule: campaign.payout, defaultHoldS: campaign.bidHoldS, considered: considered)
+        observeStart(delayMs: Double(context.elapsedUs) / 1000, budgetMs: context.tmaxMs)
 
         if !targets.isEmpty {
             let template = BuyerProtocol.PingTemplate(
@@ -355,6 +364,7 @@ public final class Exchange: Sendable {
             // overload into a collapse. Their timeouts then do not count; other failures still do.
             let timeouts = pinged.filter { $0.reason == .timeout }.count
             let exchangeSuspect = pinged.count >= 3 && timeouts * 2 >= pinged.count
+            if exchangeSuspect { observeStart(delayMs: Double(context.tmaxMs), budgetMs: context.tmaxMs) }
             for entry in pinged {
                 switch entry.reason {
                 case .timeout? where exchangeSuspect: continue

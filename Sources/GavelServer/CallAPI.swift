@@ -17,7 +17,7 @@ struct CallAPI: Sendable {
 
     func call(_ request: Request) async -> Response {
         let arrival = ContinuousClock.now
-        return await sellers.write(request, path: "/v1/calls") { seller, body, config, ticket throws(RequestError) in
+        return await sellers.write(request, path: "/v1/calls", startsRound: true) { seller, body, config, ticket throws(RequestError) in
             let submission = try CallSubmission.parse(body, seller: seller, config: config)
             do throws(ExchangeError) {
                 return .ok(try await exchange.runCall(submission, seller: seller, arrival: arrival, ticket: ticket).json)

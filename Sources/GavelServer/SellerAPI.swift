@@ -23,7 +23,7 @@ struct SellerAPI: Sendable {
 
     func leads(_ request: Request) async -> Response {
         let arrival = ContinuousClock.now
-        return await write(request, path: "/v1/leads") { seller, body, config, ticket throws(RequestError) in
+        return await write(request, path: "/v1/leads", startsRound: true) { seller, body, config, ticket throws(RequestError) in
             let submission = try LeadSubmission.parse(body, shape: .fullLead, seller: seller, config: config)
             do throws(ExchangeError) {
                 return .ok(try await exchange.runLead(submission, seller: seller, arrival: arrival, ticket: ticket).json)
@@ -35,7 +35,7 @@ struct SellerAPI: Sendable {
 
     func pings(_ request: Request) async -> Response {
         let arrival = ContinuousClock.now
-        return await write(request, path: "/v1/pings") { seller, body, config, ticket throws(RequestError) in
+        return await write(request, path: "/v1/pings", startsRound: true) { seller, body, config, ticket throws(RequestError) in
             let submission = try LeadSubmission.parse(body, shape: .pingOnly, seller: seller, config: config)
             do throws(ExchangeError) {
                 return .ok(try await exchange.runPing(submission, seller: seller, arrival: arrival, ticket: ticket).json)
@@ -62,10 +62,11 @@ struct SellerAPI: Sendable {
         }
     }
 
-    /// Every seller write: the key checked (401) before the body is read, the body read (413),
-    /// the `Idempotency-Key` checked (400) and honoured, then `operation`.
+    /// Every seller write: the key checked (401) and, for a request that starts a round, a place
+    /// taken under the admission limit (503 `overloaded`) before the body is read; the body read
+    /// (413), the `Idempotency-Key` checked (400) and honoured, then `operation`.
     func write(
-        _ request: Request, path: String,
+        _ request: Request, path: String, startsRound: Bool = false,
         _ operation: @escaping @Sendable (Seller, [UInt8], ExchangeConfig, IdempotencyTicket?) async throws(RequestError) -> EdgeAnswer
     ) async -> Response {
         let config = exchange.config
@@ -74,6 +75,14 @@ struct SellerAPI: Sendable {
         let ticket: IdempotencyTicket?
         do {
             seller = try authenticate(request, config: config)
+        } catch {
+            return JSONResponses.error(error)
+        }
+        if startsRound {
+            do throws(ExchangeError) { try exchange.admitRound() } catch { return JSONResponses.unavailable(error) }
+        }
+        defer { if startsRound { exchange.roundEnded() } }
+        do {
             body = try await collect(request)
             ticket = try IdempotencyTicket.make(
                 key: request.headers[IdempotencyGate.header], sellerID: seller.id, method: request.method.rawValue, path: path, body: body)

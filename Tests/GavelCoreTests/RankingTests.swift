@@ -95,3 +95,39 @@ struct RankingTests {
         #expect(DistributionMethod(rawValue: "roundRobin") == nil)
     }
 }
+
+/// The adaptive round limit, without I/O.
+struct AdmissionLimitTests {
+    @Test func admitsUpToTheLimitAndReleases() {
+        var limit = AdmissionLimit(settings: .init(minLimit: 1, maxLimit: 2))
+        let first = limit.admit(), second = limit.admit(), third = limit.admit()
+        #expect(first && second && !third)
+        limit.release()
+        let again = limit.admit()
+        #expect(again)
+    }
+
+    @Test func lateRoundsShrinkTheLimitAndPromptOnesGrowItBack() {
+        var limit = AdmissionLimit(settings: .init(minLimit: 8, maxLimit: 1_000, cooldownMs: 10))
+        var now: Int64 = 0
+        for _ in 0..<100 {
+            now += 10
+            limit.observe(startDelayMs: 40, budgetMs: 150, nowMs: now)
+        }
+        #expect(limit.limit == 8)  // never below the minimum
+        for _ in 0..<2_000 { limit.observe(startDelayMs: 0.5, budgetMs: 150, nowMs: now) }
+        #expect(limit.limit > 50)  // additive: about sqrt(2 × rounds)
+        let before = limit.limit
+        limit.observe(startDelayMs: 40, budgetMs: 150, nowMs: now + 20)
+        limit.observe(startDelayMs: 40, budgetMs: 150, nowMs: now + 21)  // within the cooldown: one cut only
+        #expect(abs(limit.limit - before * 0.9) < 0.001)
+    }
+
+    @Test func lateIsRelativeToTheBudget() {
+        let limit = AdmissionLimit()
+        #expect(!limit.isLate(startDelayMs: 4, budgetMs: 50))
+        #expect(limit.isLate(startDelayMs: 6, budgetMs: 50))
+        #expect(!limit.isLate(startDelayMs: 40, budgetMs: 1_000))  // 5% of 1 s is 50 ms
+        #expect(limit.isLate(startDelayMs: 60, budgetMs: 1_000))
+    }
+}

@@ -34,8 +34,6 @@ extension Exchange {
     /// still-valid bids), route to the best bid whose buyer has a free slot, record, answer.
     public func runCall(_ submission: CallSubmission, seller: Seller, arrival: ContinuousClock.Instant,
                         ticket: IdempotencyTicket? = nil) async throws(ExchangeError) -> CallRouting {
-        try admitRound()
-        defer { roundEnded() }
         guard await calls.hasRoom else {
             metrics.shed.increment()
             throw .overloaded("\(calls.capacity) live calls: no room for another")

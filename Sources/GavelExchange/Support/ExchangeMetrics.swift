@@ -15,6 +15,8 @@ struct ExchangeMetrics: Sendable {
     let shed: Counter
     /// The write-ahead of each post: from queueing its intent to its commit.
     let postIntent: Timer
+    /// Rounds that may run at once now (the adaptive admission limit).
+    let admissionLimit: Gauge
 
     init() {
         var rounds: [String: Counter] = [:]
@@ -34,6 +36,7 @@ struct ExchangeMetrics: Sendable {
         postUnknown = Gauge(label: "gavel_post_unknown_rounds")
         shed = Counter(label: "gavel_overload_shed_total")
         postIntent = Timer(label: "gavel_post_intent_seconds")
+        admissionLimit = Gauge(label: "gavel_admission_limit")
     }
 
     func recordRound(kind: AuctionKind, status: String, durationUs: Int, entries: [AuctionRound.BuyerEntry]) {
