@@ -30,6 +30,7 @@ public final class RoundStore: Sendable {
     let pool: DatabasePool
     private let pending = Mutex(Pending())
     private let writerQueue = DispatchQueue(label: "gavel.store.writer")
+    private let checkpointer: Checkpointer
     private let logger: Logger
 
     public init(path: String, durability: Durability = .normal, logger: Logger = Logger(label: "gavel.store")) throws(StoreError) {
@@ -37,6 +38,9 @@ public final class RoundStore: Sendable {
         var configuration = Configuration()
         configuration.prepareDatabase { db in
             try db.execute(sql: "PRAGMA synchronous = \(durability == .full ? "FULL" : "NORMAL")")
+            // Checkpoints (and their fsync) run on the checkpointer's own connection and thread,
+            // never inside a commit that sellers wait for.
+            try db.execute(sql: "PRAGMA wal_autocheckpoint = 0")
         }
         // Only another process can hold the database: the writer is this queue. Waiting long for it
         // would hold sellers; callers bound their own waits (`record(_:waitingAtMost:)`).
@@ -50,6 +54,11 @@ public final class RoundStore: Sendable {
             try Schema.migrator.migrate(pool)
         } catch {
             throw .migrate("\(error)")
+        }
+        do {
+            checkpointer = try Checkpointer(path: path, logger: logger)
+        } catch {
+            throw .open("checkpointer: \(error)")
         }
     }
 
@@ -142,6 +151,7 @@ public final class RoundStore: Sendable {
     public func close() {
         pending.withLock { $0.closed = true }
         writerQueue.sync {}
+        checkpointer.stop()
     }
 
     static func insert(_ record: RoundRecord, into db: Database) throws {
