@@ -338,23 +338,22 @@ public final class Exchange: Sendable {
         if !targets.isEmpty {
             let template = BuyerProtocol.PingTemplate(
                 auctionID: context.auctionID, campaign: campaign, lead: context.lead, caller: caller, consent: context.consent)
-            let engine = self.engine
             let isCall = campaign.kind == .call
             var locallyFailed = Set<String>()
-            await withTaskGroup(of: (Buyer, HTTPResult).self) { group in
-                for (buyer, tmax) in targets {
-                    guard let ping = buyer.ping else { continue }
-                    let request = HTTPRequest.json(url: ping.url, body: template.body(tmaxMs: tmax), headers: ping.headers, timeoutMs: max(1, tmax))
-                    group.addTask { (buyer, await engine.send(request)) }
+            // One batch for the whole fan-out: each ping's deadline is the time its buyer has, so
+            // the batch ends when every buyer answered or bidding closes, whichever is first.
+            let requests = targets.compactMap { buyer, tmax in
+                buyer.ping.map { ping in
+                    (buyer, HTTPRequest.json(url: ping.url, body: template.body(tmaxMs: tmax), headers: ping.headers, timeoutMs: max(1, tmax)))
                 }
-                for await (buyer, result) in group {
-                    let buyerID = buyer.id
-                    // The exchange's own overload is not the buyer's failure: keep it out of health.
-                    if case .failure(let error) = result, error.isLocal { locallyFailed.insert(buyerID) }
-                    var (answer, latency) = Exchange.interpretPing(result, mapping: buyer.response, maxBid: campaign.maxBid)
-                    if isCall { answer = Exchange.checkCallBid(answer, buyer: buyer) }
-                    _ = round.receive(answer, from: buyerID, latencyUs: latency)
-                }
+            }
+            let results = await engine.send(all: requests.map(\.1))
+            for ((buyer, _), result) in zip(requests, results) {
+                // The exchange's own overload is not the buyer's failure: keep it out of health.
+                if case .failure(let error) = result, error.isLocal { locallyFailed.insert(buyer.id) }
+                var (answer, latency) = Exchange.interpretPing(result, mapping: buyer.response, maxBid: campaign.maxBid)
+                if isCall { answer = Exchange.checkCallBid(answer, buyer: buyer) }
+                _ = round.receive(answer, from: buyer.id, latencyUs: latency)
             }
             var failed: [String] = []
             var answered: [String] = []

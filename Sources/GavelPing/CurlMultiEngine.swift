@@ -81,22 +81,78 @@ public final class CurlMultiEngine: Sendable {
         return await withCheckedContinuation { continuation in
             let transfer = Transfer(request: request, addressing: addressing, startNanos: startNanos,
                                     maxResponseBytes: configuration.maxResponseBytes,
-                                    connectTimeoutMs: configuration.connectTimeoutMs, continuation: continuation)
-            let shouldWake = shared.withLock { state -> Bool? in
-                guard !state.shuttingDown else { return nil }
-                state.queue.append(transfer)
-                defer { state.wakePending = true }
-                return !state.wakePending
+                                    connectTimeoutMs: configuration.connectTimeoutMs, completion: .single(continuation))
+            submit([transfer])
+        }
+    }
+
+    /// Sends every request at once and returns their results in request order, when the last has
+    /// answered or failed (each has its own deadline). A round's pings go this way: one submission,
+    /// one wake-up of the engine and one resumption of the caller for all of them. A host still
+    /// being resolved holds back only its own request, never the others.
+    public func send(all requests: [HTTPRequest]) async -> [HTTPResult] {
+        guard !requests.isEmpty else { return [] }
+        let startNanos = DispatchTime.now().uptimeNanoseconds
+        let batch = TransferBatch(count: requests.count)
+        var ready: [Transfer] = []
+        var pending: [Int] = []
+        for (index, request) in requests.enumerated() {
+            switch addressingNow(for: request, startNanos: startNanos) {
+            case .success(let found)?: ready.append(transfer(request, found, startNanos, .batch(batch, index: index)))
+            case .failure(let error)?: batch.deliver(.failure(error), at: index)
+            case nil: pending.append(index)
             }
-            switch shouldWake {
-            case nil: transfer.finish(.failure(.shutdown()))
-            case true?: multi.wakeup()
-            case false?: break
+        }
+        submit(ready)
+        for index in pending {
+            switch await resolveAddressing(for: requests[index], startNanos: startNanos) {
+            case .success(let found): submit([transfer(requests[index], found, startNanos, .batch(batch, index: index))])
+            case .failure(let error): batch.deliver(.failure(error), at: index)
             }
+        }
+        return await batch.results()
+    }
+
+    private func transfer(_ request: HTTPRequest, _ addressing: Transfer.Addressing, _ startNanos: UInt64,
+                          _ completion: Transfer.Completion) -> Transfer {
+        Transfer(request: request, addressing: addressing, startNanos: startNanos, maxResponseBytes: configuration.maxResponseBytes,
+                 connectTimeoutMs: configuration.connectTimeoutMs, completion: completion)
+    }
+
+    /// Queues transfers for the engine thread and wakes it once.
+    private func submit(_ transfers: [Transfer]) {
+        guard !transfers.isEmpty else { return }
+        let shouldWake = shared.withLock { state -> Bool? in
+            guard !state.shuttingDown else { return nil }
+            state.queue.append(contentsOf: transfers)
+            defer { state.wakePending = true }
+            return !state.wakePending
+        }
+        switch shouldWake {
+        case nil: for transfer in transfers { transfer.finish(.failure(.shutdown())) }
+        case true?: multi.wakeup()
+        case false?: break
         }
     }
 
     /// Resolves the request's host name on the caller's task, never on the engine thread.
+    /// The addressing of `request` if known now, without waiting; nil while its host is being resolved.
+    private func addressingNow(for request: HTTPRequest, startNanos: UInt64) -> Result<Transfer.Addressing, HTTPTransferError>? {
+        guard request.url.hasPrefix("http://") || request.url.hasPrefix("https://"),
+              let target = TransferTarget(url: request.url) else { return .success(.unparsed) }
+        guard let host = target.hostName else { return .success(.literal) }
+        let elapsedUs = Int((DispatchTime.now().uptimeNanoseconds - startNanos) / 1000)
+        switch resolver.answer(for: host) {
+        case .addresses(let addresses):
+            guard let pin = target.pin(addresses) else { return .failure(.dns("host did not resolve", latencyUs: elapsedUs)) }
+            return .success(.pinned(pin))
+        case .failed:
+            return .failure(.dns("host did not resolve", latencyUs: elapsedUs))
+        case .pending:
+            return nil
+        }
+    }
+
     private func resolveAddressing(for request: HTTPRequest, startNanos: UInt64) async -> Result<Transfer.Addressing, HTTPTransferError> {
         // Other schemes are refused by `Transfer.start`; there is nothing to resolve for them.
         guard request.url.hasPrefix("http://") || request.url.hasPrefix("https://"),

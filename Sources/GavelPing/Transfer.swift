@@ -1,16 +1,17 @@
 import CCurl
 import Foundation
+import Synchronization
 
 /// One transfer's state while libcurl works on it.
 ///
 /// `@unchecked Sendable`: created by the caller, then touched only by the engine thread until
-/// `finish` resumes the continuation exactly once.
+/// `finish` delivers its result exactly once (to its own continuation, or to its batch).
 final class Transfer: @unchecked Sendable {
     private let request: HTTPRequest
     private let addressing: Addressing
     private let maxResponseBytes: Int
     private let connectTimeoutMs: Int
-    private var continuation: CheckedContinuation<HTTPResult, Never>?
+    private var completion: Completion?
     private let startNanos: UInt64
     private var headerList: UnsafeMutablePointer<curl_slist>?
     private var resolveList: UnsafeMutablePointer<curl_slist>?
@@ -28,14 +29,21 @@ final class Transfer: @unchecked Sendable {
         case unparsed
     }
 
+    /// Who is waiting for the result.
+    enum Completion {
+        case single(CheckedContinuation<HTTPResult, Never>)
+        /// One of a batch (a round's pings): the batch resumes its one waiter when all are in.
+        case batch(TransferBatch, index: Int)
+    }
+
     /// - Parameter startNanos: when `send` was called; the request's deadline counts from there.
     init(request: HTTPRequest, addressing: Addressing, startNanos: UInt64, maxResponseBytes: Int, connectTimeoutMs: Int,
-         continuation: CheckedContinuation<HTTPResult, Never>) {
+         completion: Completion) {
         self.request = request
         self.addressing = addressing
         self.maxResponseBytes = maxResponseBytes
         self.connectTimeoutMs = connectTimeoutMs
-        self.continuation = continuation
+        self.completion = completion
         self.startNanos = startNanos
     }
 
@@ -150,8 +158,12 @@ final class Transfer: @unchecked Sendable {
     }
 
     func finish(_ result: HTTPResult) {
-        continuation?.resume(returning: result)
-        continuation = nil
+        switch completion {
+        case .single(let continuation)?: continuation.resume(returning: result)
+        case .batch(let batch, let index)?: batch.deliver(result, at: index)
+        case nil: break
+        }
+        completion = nil
     }
 
     /// Every libcurl result code goes through here into a typed error.
@@ -168,5 +180,52 @@ final class Transfer: @unchecked Sendable {
         case CURLE_WEIRD_SERVER_REPLY, CURLE_HTTP2, CURLE_BAD_CONTENT_ENCODING: return .protocolError(detail, latencyUs: latencyUs)
         default: return .other(detail, latencyUs: latencyUs)
         }
+    }
+}
+
+/// The transfers of one `send(all:)`: results are kept in request order, and the one waiter is
+/// resumed when the last arrives. One continuation and one wake-up per round instead of one per
+/// buyer: thread hops are most of what a round costs the exchange.
+final class TransferBatch: Sendable {
+    fileprivate struct State {
+        var results: [HTTPResult?]
+        var remaining: Int
+        var continuation: CheckedContinuation<[HTTPResult], Never>?
+    }
+
+    private let state: Mutex<State>
+
+    init(count: Int) {
+        state = Mutex(State(results: Array(repeating: nil, count: count), remaining: count))
+    }
+
+    func deliver(_ result: HTTPResult, at index: Int) {
+        let ready = state.withLock { state -> (CheckedContinuation<[HTTPResult], Never>, [HTTPResult])? in
+            guard state.results[index] == nil else { return nil }
+            state.results[index] = result
+            state.remaining -= 1
+            return State.take(&state)
+        }
+        if let (continuation, results) = ready { continuation.resume(returning: results) }
+    }
+
+    /// Waits for every result (returns at once when they are all in).
+    func results() async -> [HTTPResult] {
+        await withCheckedContinuation { continuation in
+            let ready = state.withLock { state -> (CheckedContinuation<[HTTPResult], Never>, [HTTPResult])? in
+                state.continuation = continuation
+                return State.take(&state)
+            }
+            if let (continuation, results) = ready { continuation.resume(returning: results) }
+        }
+    }
+}
+
+extension TransferBatch.State {
+    /// The waiter and the results, once both are there.
+    fileprivate static func take(_ state: inout Self) -> (CheckedContinuation<[HTTPResult], Never>, [HTTPResult])? {
+        guard state.remaining == 0, let continuation = state.continuation else { return nil }
+        state.continuation = nil
+        return (continuation, state.results.compactMap { $0 })
     }
 }

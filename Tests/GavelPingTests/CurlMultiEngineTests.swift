@@ -34,6 +34,25 @@ struct CurlMultiEngineTests {
         }
     }
 
+    @Test func aBatchAnswersInRequestOrderWhenTheLastIsIn() async throws {
+        try await Self.withFleet([
+            "slow": BuyerBehavior(latency: .fixed(ms: 80), bidMin: "1", bidMax: "1"),
+            "fast": BuyerBehavior(latency: .fixed(ms: 1), bidMin: "2", bidMax: "2"),
+            "hang": BuyerBehavior(fault: .hang),
+        ]) { fleet, engine in
+            let requests = ["slow", "fast", "hang"].map { HTTPRequest.json(url: fleet.pingURL(for: $0), body: "{}", timeoutMs: 300) }
+                + [HTTPRequest.json(url: "ftp://nowhere/x", body: "{}", timeoutMs: 300)]
+            let results = await engine.send(all: requests)
+            #expect(results.count == 4)
+            let slow = try results[0].get(), fast = try results[1].get()
+            #expect(String(decoding: slow.body, as: UTF8.self).contains("\"bid\": 1"))
+            #expect(String(decoding: fast.body, as: UTF8.self).contains("\"bid\": 2"))
+            #expect(throws: HTTPTransferError.self) { try results[2].get() }  // its own deadline
+            #expect(throws: HTTPTransferError.self) { try results[3].get() }  // refused before it was sent
+            #expect(await engine.send(all: []).isEmpty)
+        }
+    }
+
     @Test func timesOutAHangingPeerAtItsDeadline() async throws {
         var hang = BuyerBehavior()
         hang.fault = .hang
