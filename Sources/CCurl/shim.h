@@ -62,8 +62,63 @@ static inline CURLcode ccurl_msg_result(CURLMsg *message) {
     return message->data.result;
 }
 
+// The socket_action interface: libcurl says which sockets to watch (socket callback) and when to
+// call back (timer callback); the engine watches them with epoll.
+typedef int (*ccurl_socket_callback)(CURL *easy, curl_socket_t socket, int what, void *userp, void *socketp);
+typedef int (*ccurl_timer_callback)(CURLM *multi, long timeout_ms, void *userp);
+
+static inline CURLMcode ccurl_multi_setopt_socket_function(CURLM *handle, ccurl_socket_callback callback) {
+    return curl_multi_setopt(handle, CURLMOPT_SOCKETFUNCTION, callback);
+}
+
+static inline CURLMcode ccurl_multi_setopt_timer_function(CURLM *handle, ccurl_timer_callback callback) {
+    return curl_multi_setopt(handle, CURLMOPT_TIMERFUNCTION, callback);
+}
+
+static inline CURLMcode ccurl_multi_setopt_pointer(CURLM *handle, CURLMoption option, void *value) {
+    return curl_multi_setopt(handle, option, value);
+}
+
+static const curl_socket_t ccurl_socket_timeout = CURL_SOCKET_TIMEOUT;
+
 #ifdef __linux__
 #include <pthread.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+#include <stdint.h>
+
+// epoll_event is packed on x86_64; these keep Swift away from its layout.
+static inline int ccurl_epoll_ctl(int epoll, int operation, int fd, uint32_t events) {
+    struct epoll_event event;
+    event.events = events;
+    event.data.fd = fd;
+    return epoll_ctl(epoll, operation, fd, &event);
+}
+
+#define CCURL_EPOLL_BATCH 256
+
+static inline int ccurl_epoll_wait(int epoll, int *fds, uint32_t *events, int timeout_ms) {
+    struct epoll_event ready[CCURL_EPOLL_BATCH];
+    int count = epoll_wait(epoll, ready, CCURL_EPOLL_BATCH, timeout_ms);
+    for (int index = 0; index < count; index++) {
+        fds[index] = ready[index].data.fd;
+        events[index] = ready[index].events;
+    }
+    return count;
+}
+
+static inline void ccurl_eventfd_signal(int fd) {
+    uint64_t one = 1;
+    ssize_t written = write(fd, &one, sizeof one);
+    (void)written;
+}
+
+static inline void ccurl_eventfd_drain(int fd) {
+    uint64_t value;
+    ssize_t got = read(fd, &value, sizeof value);
+    (void)got;
+}
 
 // Foundation's Thread.name does not reach the OS thread on Linux; profilers read this one.
 static inline void ccurl_name_this_thread(const char *name) {

@@ -20,11 +20,21 @@ public final class CurlMultiEngine: Sendable {
         public var connectTimeoutMs: Int
         /// Idle connections kept open in the pool.
         public var maxIdleConnections: Int
+        /// How the engine thread waits for sockets.
+        public var loop: Loop
 
-        public init(maxResponseBytes: Int = 64 * 1024, connectTimeoutMs: Int = 1000, maxIdleConnections: Int = 1024) {
+        /// `poll`: `curl_multi_perform` then `curl_multi_poll`, which look at every transfer in
+        /// flight on every wake. `epoll`: libcurl's socket interface (`curl_multi_socket_action`)
+        /// with an epoll set, which touches only the sockets that are ready. `GAVEL_CURL_LOOP`
+        /// (`poll` or `epoll`) picks one for a whole process, for side-by-side measurement.
+        public enum Loop: String, Sendable { case poll, epoll }
+
+        public init(maxResponseBytes: Int = 64 * 1024, connectTimeoutMs: Int = 1000, maxIdleConnections: Int = 1024,
+                    loop: Loop? = nil) {
             self.maxResponseBytes = maxResponseBytes
             self.connectTimeoutMs = connectTimeoutMs
             self.maxIdleConnections = maxIdleConnections
+            self.loop = loop ?? ProcessInfo.processInfo.environment["GAVEL_CURL_LOOP"].flatMap(Loop.init(rawValue:)) ?? .poll
         }
     }
 
@@ -49,7 +59,7 @@ public final class CurlMultiEngine: Sendable {
         self.configuration = configuration
         self.resolver = resolver ?? HostResolver(logger: logger)
         self.logger = logger
-        self.multi = CurlMulti(maxConnects: configuration.maxIdleConnections)
+        self.multi = CurlMulti(maxConnects: configuration.maxIdleConnections, loop: configuration.loop)
         let thread = Thread { [self] in
             #if os(Linux)
             ccurl_name_this_thread("gavel-curl")
@@ -199,10 +209,10 @@ public final class CurlMultiEngine: Sendable {
                     inFlight += 1
                 }
             }
-            multi.perform()
+            multi.act()
             inFlight -= multi.drainCompleted()
             if shuttingDown && inFlight == 0 { break }
-            multi.poll(timeoutMs: 1000)
+            multi.wait(maxWaitMs: 1000)
         }
         logger.debug("curl engine stopped")
         stopped.signal()
@@ -215,25 +225,58 @@ enum CurlGlobal {
     static func initialize() { _ = once }
 }
 
-/// Owns the `CURLM` handle and a pool of easy handles.
+/// Owns the `CURLM` handle, a pool of easy handles and, for the epoll loop, its epoll set.
 ///
-/// `@unchecked Sendable`: every method but `wakeup` runs on the engine thread only;
-/// `curl_multi_wakeup` is documented as callable from any thread.
+/// `@unchecked Sendable`: every method but `wakeup` runs on the engine thread only, and so do the
+/// libcurl callbacks (called from inside `curl_multi_socket_action`); `wakeup` calls
+/// `curl_multi_wakeup` or writes to an eventfd, both safe from any thread.
 final class CurlMulti: @unchecked Sendable {
     let handle: UnsafeMutableRawPointer
+    private let loop: CurlMultiEngine.Configuration.Loop
     private var idleEasyHandles: [UnsafeMutableRawPointer] = []
+    private var epoll: Int32 = -1
+    private var wakeFD: Int32 = -1
+    /// Sockets libcurl asked to have watched (epoll loop).
+    private var watched: Set<Int32> = []
+    /// When libcurl wants `CURL_SOCKET_TIMEOUT`, as its timer callback said (epoll loop).
+    private var timerDeadline: UInt64?
+    private var readyFDs = [Int32](repeating: 0, count: Int(CCURL_EPOLL_BATCH))
+    private var readyEvents = [UInt32](repeating: 0, count: Int(CCURL_EPOLL_BATCH))
 
-    init(maxConnects: Int) {
+    init(maxConnects: Int, loop: CurlMultiEngine.Configuration.Loop) {
         handle = curl_multi_init()
+        self.loop = loop
         _ = ccurl_multi_setopt_long(handle, CURLMOPT_MAXCONNECTS, maxConnects)
+        guard loop == .epoll else { return }
+        epoll = epoll_create1(Int32(EPOLL_CLOEXEC))
+        wakeFD = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
+        _ = ccurl_epoll_ctl(epoll, Int32(EPOLL_CTL_ADD), wakeFD, EPOLLIN.rawValue)
+        let me = Unmanaged.passUnretained(self).toOpaque()
+        _ = ccurl_multi_setopt_pointer(handle, CURLMOPT_SOCKETDATA, me)
+        _ = ccurl_multi_setopt_pointer(handle, CURLMOPT_TIMERDATA, me)
+        _ = ccurl_multi_setopt_socket_function(handle) { _, socket, what, userp, _ in
+            guard let userp else { return 0 }
+            Unmanaged<CurlMulti>.fromOpaque(userp).takeUnretainedValue().watch(socket: socket, what: what)
+            return 0
+        }
+        _ = ccurl_multi_setopt_timer_function(handle) { _, timeoutMs, userp in
+            guard let userp else { return 0 }
+            let multi = Unmanaged<CurlMulti>.fromOpaque(userp).takeUnretainedValue()
+            multi.timerDeadline = timeoutMs < 0 ? nil : DispatchTime.now().uptimeNanoseconds + UInt64(timeoutMs) * 1_000_000
+            return 0
+        }
     }
 
     deinit {
         for easy in idleEasyHandles { curl_easy_cleanup(easy) }
         curl_multi_cleanup(handle)
+        if epoll >= 0 { close(epoll) }
+        if wakeFD >= 0 { close(wakeFD) }
     }
 
-    func wakeup() { curl_multi_wakeup(handle) }
+    func wakeup() {
+        if loop == .epoll { ccurl_eventfd_signal(wakeFD) } else { curl_multi_wakeup(handle) }
+    }
 
     /// Takes back a handle whose transfer never started; it is reset when taken again.
     func recycle(_ easy: UnsafeMutableRawPointer) { idleEasyHandles.append(easy) }
@@ -246,13 +289,73 @@ final class CurlMulti: @unchecked Sendable {
         return curl_easy_init()
     }
 
-    func perform() {
+    /// Lets libcurl work on what is ready now (new transfers, due timers).
+    func act() {
         var running: Int32 = 0
-        curl_multi_perform(handle, &running)
+        switch loop {
+        case .poll:
+            curl_multi_perform(handle, &running)
+        case .epoll:
+            if let deadline = timerDeadline, deadline <= DispatchTime.now().uptimeNanoseconds {
+                timerDeadline = nil
+                curl_multi_socket_action(handle, ccurl_socket_timeout, 0, &running)
+            }
+        }
     }
 
-    func poll(timeoutMs: Int32) {
-        curl_multi_poll(handle, nil, 0, timeoutMs, nil)
+    /// Waits for sockets, a wake-up or libcurl's timer (at most `maxWaitMs`).
+    func wait(maxWaitMs: Int32) {
+        switch loop {
+        case .poll:
+            curl_multi_poll(handle, nil, 0, maxWaitMs, nil)
+        case .epoll:
+            waitAndDispatch(maxWaitMs: maxWaitMs)
+        }
+    }
+
+    /// libcurl's socket callback: start, change or stop watching a socket.
+    private func watch(socket: curl_socket_t, what: Int32) {
+        if what == CURL_POLL_REMOVE {
+            if watched.remove(socket) != nil { _ = ccurl_epoll_ctl(epoll, Int32(EPOLL_CTL_DEL), socket, 0) }
+            return
+        }
+        var events: UInt32 = 0
+        if what == CURL_POLL_IN || what == CURL_POLL_INOUT { events |= EPOLLIN.rawValue }
+        if what == CURL_POLL_OUT || what == CURL_POLL_INOUT { events |= EPOLLOUT.rawValue }
+        if watched.insert(socket).inserted {
+            _ = ccurl_epoll_ctl(epoll, Int32(EPOLL_CTL_ADD), socket, events)
+        } else {
+            _ = ccurl_epoll_ctl(epoll, Int32(EPOLL_CTL_MOD), socket, events)
+        }
+    }
+
+    private func waitAndDispatch(maxWaitMs: Int32) {
+        var waitMs = maxWaitMs
+        if let deadline = timerDeadline {
+            let now = DispatchTime.now().uptimeNanoseconds
+            // Round up: waking a little late costs nothing, waking early spins.
+            waitMs = deadline <= now ? 0 : min(maxWaitMs, Int32((deadline - now + 999_999) / 1_000_000))
+        }
+        let count = readyFDs.withUnsafeMutableBufferPointer { fds in
+            readyEvents.withUnsafeMutableBufferPointer { events in
+                ccurl_epoll_wait(epoll, fds.baseAddress, events.baseAddress, waitMs)
+            }
+        }
+        var running: Int32 = 0
+        for index in 0..<Int(max(0, count)) {
+            let fd = readyFDs[index]
+            let events = readyEvents[index]
+            if fd == wakeFD {
+                ccurl_eventfd_drain(wakeFD)
+                continue
+            }
+            var mask: Int32 = 0
+            if events & EPOLLIN.rawValue != 0 { mask |= CURL_CSELECT_IN }
+            if events & EPOLLOUT.rawValue != 0 { mask |= CURL_CSELECT_OUT }
+            if events & (EPOLLERR.rawValue | EPOLLHUP.rawValue) != 0 { mask |= CURL_CSELECT_ERR }
+            curl_multi_socket_action(handle, fd, mask, &running)
+        }
+        act()
     }
 
     /// Finishes every completed transfer; returns how many.
