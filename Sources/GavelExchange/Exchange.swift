@@ -197,7 +197,13 @@ public final class Exchange: Sendable {
         var record = roundRecord(round, context: context, phase: .pinged, status: status, sale: nil, increments: [])
         record.answer = context.ticket?.answer(result.json, roundID: context.auctionID, atMs: nowMs)
         if top != nil { record.liveState = LiveSnapshots.held(heldRound) }
-        try await persist(record, waitMs: context.storeWaitMs)
+        do {
+            try await persist(record, waitMs: context.storeWaitMs)
+        } catch {
+            // Kept for a retry: its answer (with the ping id) will be replayed, so the bids stay postable.
+            if top != nil, unrecorded.record(id: context.auctionID) != nil { await held.hold(heldRound, id: context.auctionID, nowMs: nowMs) }
+            throw error
+        }
         metrics.recordRound(kind: .lead, status: status, durationUs: record.durationUs, entries: round.entries)
         if top != nil { await held.hold(heldRound, id: context.auctionID, nowMs: nowMs) }
         logger.debug("ping round held", metadata: ["auction_id": "\(context.auctionID)", "status": "\(status)"])
@@ -225,7 +231,11 @@ public final class Exchange: Sendable {
             // The first post's commit failed: if it sold, the round is kept and its commit retried now.
             let kept: RoundRecord?
             do { kept = try await retryUnrecorded(roundID: pingID) } catch let retryError { throw .exchange(retryError) }
-            guard let record = kept else { throw .exchange(error) }
+            guard let record = kept else {
+                // Committed since by housekeeping: the database has the outcome.
+                if let recorded = try? await recordedPostResult(pingID: pingID, seller: seller) { return recorded }
+                throw .exchange(error)
+            }
             let result = LeadResult(auctionID: pingID, sold: record.billable, payout: record.payout ?? .zero)
             await held.complete(id: pingID, sellerID: seller.id, result: .success(result), nowMs: nowMs)
             return result
@@ -333,7 +343,8 @@ public final class Exchange: Sendable {
             }
         }
         var round = AuctionRound(id: context.auctionID, payoutRule: campaign.payout, defaultHoldS: campaign.bidHoldS, considered: considered)
-        observeStart(delayMs: Double(context.elapsedUs) / 1000, budgetMs: context.tmaxMs)
+        let (startSeconds, startAttoseconds) = context.started.duration(to: .now).components
+        observeStart(delayMs: Double(startSeconds) * 1000 + Double(startAttoseconds) / 1e15, budgetMs: context.tmaxMs)
 
         if !targets.isEmpty {
             let template = BuyerProtocol.PingTemplate(
@@ -497,9 +508,10 @@ public final class Exchange: Sendable {
             logger.warning("round commit late; answered 503", metadata: ["auction_id": "\(record.id)", "wait_ms": "\(waitMs)"])
             throw .storageTimeout("\(error)")
         } catch {
-            keepUnrecorded(record)
-            logger.error("round not recorded", metadata: ["auction_id": "\(record.id)", "error": "\(error)"])
-            throw .storage("\(error)")
+            let kept = keepUnrecorded(record)
+            logger.error("round not recorded", metadata: ["auction_id": "\(record.id)", "error": "\(error)", "kept": "\(kept)"])
+            // A kept round will count: tell the seller its outcome is pending, not that nothing happened.
+            throw kept ? .storageTimeout("\(error)") : .storage("\(error)")
         }
     }
 

@@ -247,12 +247,17 @@ final class CurlMulti: @unchecked Sendable {
 
     init(maxConnects: Int, loop: CurlMultiEngine.Configuration.Loop) {
         handle = curl_multi_init()
-        self.loop = loop
         _ = ccurl_multi_setopt_long(handle, CURLMOPT_MAXCONNECTS, maxConnects)
-        guard loop == .epoll else { return }
-        epoll = epoll_create1(Int32(EPOLL_CLOEXEC))
-        wakeFD = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
-        _ = ccurl_epoll_ctl(epoll, Int32(EPOLL_CTL_ADD), wakeFD, EPOLLIN.rawValue)
+        if loop == .epoll {
+            epoll = epoll_create1(Int32(EPOLL_CLOEXEC))
+            wakeFD = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
+        }
+        // Without an epoll set or an eventfd, the poll loop still works: use it.
+        guard loop == .epoll, epoll >= 0, wakeFD >= 0, ccurl_epoll_ctl(epoll, Int32(EPOLL_CTL_ADD), wakeFD, EPOLLIN.rawValue) == 0 else {
+            self.loop = .poll
+            return
+        }
+        self.loop = .epoll
         let me = Unmanaged.passUnretained(self).toOpaque()
         _ = ccurl_multi_setopt_pointer(handle, CURLMOPT_SOCKETDATA, me)
         _ = ccurl_multi_setopt_pointer(handle, CURLMOPT_TIMERDATA, me)
@@ -324,10 +329,14 @@ final class CurlMulti: @unchecked Sendable {
         var events: UInt32 = 0
         if what == CURL_POLL_IN || what == CURL_POLL_INOUT { events |= EPOLLIN.rawValue }
         if what == CURL_POLL_OUT || what == CURL_POLL_INOUT { events |= EPOLLOUT.rawValue }
+        // epoll forgets a socket closed behind libcurl's back, and a reused descriptor may still be
+        // there: an add that finds it modifies, a modify that misses adds, so no socket goes unwatched.
         if watched.insert(socket).inserted {
+            if ccurl_epoll_ctl(epoll, Int32(EPOLL_CTL_ADD), socket, events) != 0, errno == EEXIST {
+                _ = ccurl_epoll_ctl(epoll, Int32(EPOLL_CTL_MOD), socket, events)
+            }
+        } else if ccurl_epoll_ctl(epoll, Int32(EPOLL_CTL_MOD), socket, events) != 0, errno == ENOENT {
             _ = ccurl_epoll_ctl(epoll, Int32(EPOLL_CTL_ADD), socket, events)
-        } else {
-            _ = ccurl_epoll_ctl(epoll, Int32(EPOLL_CTL_MOD), socket, events)
         }
     }
 

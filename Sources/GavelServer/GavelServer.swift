@@ -117,6 +117,8 @@ struct ResourceService: Service {
 
     func run() async throws {
         try? await gracefulShutdown()
+        // Rounds kept after a failed commit get a last try: else they become post_unknown at start-up.
+        await exchange.retryUnrecordedRounds()
         // Joining the curl thread and the store's writer blocks: do it off the cooperative pool.
         let exchange = self.exchange
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in

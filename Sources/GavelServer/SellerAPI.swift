@@ -62,9 +62,10 @@ struct SellerAPI: Sendable {
         }
     }
 
-    /// Every seller write: the key checked (401) and, for a request that starts a round, a place
-    /// taken under the admission limit (503 `overloaded`) before the body is read; the body read
-    /// (413), the `Idempotency-Key` checked (400) and honoured, then `operation`.
+    /// Every seller write: the key checked (401) before the body is read; the body read (413), the
+    /// `Idempotency-Key` checked (400) and honoured (a repeat is answered from the store, never
+    /// shed); then, for a request that starts a round, a place under the admission limit (503
+    /// `overloaded`), then `operation`.
     func write(
         _ request: Request, path: String, startsRound: Bool = false,
         _ operation: @escaping @Sendable (Seller, [UInt8], ExchangeConfig, IdempotencyTicket?) async throws(RequestError) -> EdgeAnswer
@@ -75,21 +76,18 @@ struct SellerAPI: Sendable {
         let ticket: IdempotencyTicket?
         do {
             seller = try authenticate(request, config: config)
-        } catch {
-            return JSONResponses.error(error)
-        }
-        if startsRound {
-            do throws(ExchangeError) { try exchange.admitRound() } catch { return JSONResponses.unavailable(error) }
-        }
-        defer { if startsRound { exchange.roundEnded() } }
-        do {
             body = try await collect(request)
             ticket = try IdempotencyTicket.make(
                 key: request.headers[IdempotencyGate.header], sellerID: seller.id, method: request.method.rawValue, path: path, body: body)
         } catch {
             return JSONResponses.error(error)
         }
+        let exchange = self.exchange
         return await idempotency.run(ticket) {
+            if startsRound {
+                do throws(ExchangeError) { try exchange.admitRound() } catch { return .unavailable(error) }
+            }
+            defer { if startsRound { exchange.roundEnded() } }
             do throws(RequestError) {
                 return try await operation(seller, body, config, ticket)
             } catch {

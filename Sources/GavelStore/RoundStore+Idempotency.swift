@@ -126,7 +126,12 @@ extension RoundStore {
         do {
             return try pool.write { db in
                 let intents = try Row.fetchAll(db, sql: "SELECT * FROM post_intents").map(RoundStore.intent(from:))
-                for intent in intents { try RoundStore.markUnknown(intent, nowMs: nowMs, in: db) }
+                for intent in intents {
+                    // A round already final was recorded after all (its intent outlived it): leave it.
+                    let final = try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM rounds WHERE id = ? AND phase = 'final')",
+                                                  arguments: [intent.roundID]) ?? false
+                    if !final { try RoundStore.markUnknown(intent, nowMs: nowMs, in: db) }
+                }
                 try db.execute(sql: "DELETE FROM post_intents")
                 return intents
             }
@@ -209,7 +214,10 @@ extension RoundStore {
         try db.execute(sql: "DELETE FROM live_state WHERE round_id = ?", arguments: [intent.roundID])
         if let scope = intent.idempotencyScope, let hash = intent.idempotencyHash {
             let body = #"{"error":{"code":"outcome_unknown","message":"the exchange stopped while posting this lead; the buyer may have it, so it will not be sold again","auction_id":"\#(intent.roundID)"}}"#
-            try insert(StoredAnswer(scope: scope, bodyHash: hash, status: 409, response: body + "\n", roundID: intent.roundID, createdAtMs: nowMs), into: db)
+            // A first final answer already stored for the key stays the answer.
+            try db.execute(sql: """
+                INSERT OR IGNORE INTO idempotency_keys (scope, body_hash, status, response, round_id, created_at_ms) VALUES (?, ?, 409, ?, ?, ?)
+                """, arguments: [scope, hash, body + "\n", intent.roundID, nowMs])
         }
     }
 

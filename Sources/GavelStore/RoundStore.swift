@@ -96,8 +96,17 @@ public final class RoundStore: Sendable {
             if let timeout, startWriter != nil {
                 let (seconds, attoseconds) = timeout.components
                 let nanoseconds = max(0, Int(seconds) * 1_000_000_000 + Int(attoseconds / 1_000_000_000))
-                DispatchQueue.global().asyncAfter(deadline: .now() + .nanoseconds(nanoseconds)) {
-                    waiter.resume(throwing: StoreError.timeout("not committed within \(timeout)"))
+                DispatchQueue.global().asyncAfter(deadline: .now() + .nanoseconds(nanoseconds)) { [self] in
+                    // Still queued: withdraw it, so the caller knows it will never be written.
+                    // Already taken by the writer: it may still land (`StoreError.mayLand`).
+                    let withdrawn = pending.withLock { state -> Bool in
+                        guard let index = state.waiters.firstIndex(where: { $0 === waiter }) else { return false }
+                        state.writes.remove(at: index)
+                        state.waiters.remove(at: index)
+                        return true
+                    }
+                    waiter.resume(throwing: StoreError.timeout(withdrawn ? "not written: the store was busy past \(timeout)"
+                                                                          : "not committed within \(timeout); it may still be"))
                 }
             }
         }
@@ -231,8 +240,8 @@ public final class RoundStore: Sendable {
                 ])
         }
         try addCounts(record.capIncrements, in: db)
-        // The post's outcome is recorded with the round: its write-ahead intent is settled.
-        if !record.posts.isEmpty {
+        // A final round settles its write-ahead intent, whether or not its post went out.
+        if record.phase == .final || !record.posts.isEmpty {
             try db.cachedStatement(sql: "DELETE FROM post_intents WHERE round_id = ?").execute(arguments: [record.id])
         }
         if let answer = record.answer { try insert(answer, into: db) }

@@ -98,3 +98,41 @@ struct RestartTests {
         await harness.shutdown()
     }
 }
+
+/// Review findings, pinned by tests.
+@Suite(.serialized)
+struct LifecycleEdgeTests {
+    @Test func concurrentEventsForAnEndingCallAllAnswer() async throws {
+        let harness = try await TestExchange(buyers: [callBidder("buyer", bid: "30.00", destination: "+18005550101")])
+        let routed = try await harness.runCall()
+        // Five `completed` at once: one ends the call, the others learn it ended; none waits forever.
+        let outcomes = await withTaskGroup(of: Bool.self) { group in
+            for _ in 0..<5 {
+                group.addTask { (try? await harness.event(routed.callID, .completed, duration: 120)) != nil }
+            }
+            var succeeded = 0
+            for await ok in group where ok { succeeded += 1 }
+            return succeeded
+        }
+        #expect(outcomes == 1)
+        #expect(try harness.exchange.store.counts().sales == 1)
+        await harness.shutdown()
+    }
+
+    @Test func anIntentLeftBehindByAFinalRoundIsNotMadeUnknown() async throws {
+        let harness = try await TestExchange(buyers: [bidder("only", bid: "10.00")])
+        let result = try await harness.runLead()
+        let nowMs = Int64(Date().timeIntervalSince1970 * 1000)
+        // An intent that landed after its round was recorded (a late write): the round stays as recorded.
+        try await harness.exchange.store.record(PostIntent(
+            roundID: result.auctionID, kind: .lead, sellerID: "seller-one", campaignID: "autos", buyerID: "only", price: Money(10),
+            createdAtMs: nowMs, sentAtMs: nowMs, tmaxMs: 5000, leadJSON: "{}", idempotencyScope: nil, idempotencyHash: nil,
+            capIncrements: []))
+        await harness.stopServer()
+        try await harness.openServer()
+        #expect(try await harness.round(result.auctionID).status == "sold")
+        #expect(try harness.exchange.store.postUnknownCount() == 0)
+        #expect(try harness.exchange.store.openPostIntents().isEmpty)
+        await harness.shutdown()
+    }
+}

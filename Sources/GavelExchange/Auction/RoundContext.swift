@@ -13,6 +13,9 @@ struct RoundContext: Sendable {
     let contactHash: String?
     /// When the request arrived, and when its answer is due.
     let arrival: ContinuousClock.Instant
+    /// When the exchange took the round up (the request read and checked): admission measures
+    /// congestion from here, so a seller's slow upload is not taken for the exchange's overload.
+    let started = ContinuousClock.now
     let deadline: ContinuousClock.Instant
     /// When bidding must close.
     let pingDeadline: ContinuousClock.Instant

@@ -53,9 +53,13 @@ final class UnrecordedRounds: Sendable {
 
 extension Exchange {
     /// Keeps a round whose commit failed, when forgetting it could sell a lead twice or lose an answer.
-    func keepUnrecorded(_ record: RoundRecord) {
-        guard record.billable || record.answer != nil || !record.posts.isEmpty else { return }
+    /// Returns whether it was kept. Calls are never kept: a call whose event did not commit stays as
+    /// it was in memory (and holds its slot), and a retry of the event applies it again.
+    @discardableResult
+    func keepUnrecorded(_ record: RoundRecord) -> Bool {
+        guard record.kind != .call, record.billable || record.answer != nil || !record.posts.isEmpty else { return false }
         unrecorded.keep(record)
+        return true
     }
 
     /// Commits a kept round again; nil when none is kept under `roundID`.

@@ -39,7 +39,15 @@ actor CallSessions {
         while busy.contains(id) {
             await withCheckedContinuation { continuation in waiting[id, default: []].append(continuation) }
         }
-        guard let session = sessions[id] else { return nil }
+        guard let session = sessions[id] else {
+            // Ended (or abandoned) while this event waited: let the next waiter find out too.
+            if let next = waiting[id]?.first {
+                waiting[id]?.removeFirst()
+                if waiting[id]?.isEmpty == true { waiting[id] = nil }
+                next.resume()
+            }
+            return nil
+        }
         busy.insert(id)
         return session
     }
@@ -48,6 +56,11 @@ actor CallSessions {
     func checkIn(_ id: String, session: CallSession?) {
         sessions[id] = session
         busy.remove(id)
+        guard session != nil else {
+            // The call ended: every waiting event finds it gone (and says so), none waits on.
+            for waiter in waiting.removeValue(forKey: id) ?? [] { waiter.resume() }
+            return
+        }
         if let next = waiting[id]?.first {
             waiting[id]?.removeFirst()
             if waiting[id]?.isEmpty == true { waiting[id] = nil }
