@@ -43,10 +43,13 @@ public struct PostIntent: Sendable, Hashable {
     public var idempotencyHash: String?
     /// The cap counters the post would take: counted, because the buyer may have the lead.
     public var capIncrements: [CapIncrement]
+    /// The contact's keyed hash, for the buyer's duplicate window (the buyer may have it).
+    public var contactHash: String?
 
     public init(roundID: String, kind: AuctionKind, sellerID: String, campaignID: String, buyerID: String, price: Money,
                 createdAtMs: Int64, sentAtMs: Int64, tmaxMs: Int, leadJSON: String, idempotencyScope: String?,
-                idempotencyHash: String?, capIncrements: [CapIncrement]) {
+                idempotencyHash: String?, capIncrements: [CapIncrement], contactHash: String? = nil) {
+        self.contactHash = contactHash
         self.roundID = roundID
         self.kind = kind
         self.sellerID = sellerID
@@ -163,12 +166,12 @@ extension RoundStore {
         try db.cachedStatement(sql: """
             INSERT OR REPLACE INTO post_intents
               (round_id, kind, seller_id, campaign_id, buyer_id, price, created_at_ms, sent_at_ms, tmax_ms, lead_json,
-               idempotency_scope, idempotency_hash, cap_increments)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+               idempotency_scope, idempotency_hash, cap_increments, contact_hash)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """).execute(arguments: [
                 intent.roundID, intent.kind.rawValue, intent.sellerID, intent.campaignID, intent.buyerID, intent.price.units,
                 intent.createdAtMs, intent.sentAtMs, intent.tmaxMs, intent.leadJSON, intent.idempotencyScope, intent.idempotencyHash,
-                encode(intent.capIncrements),
+                encode(intent.capIncrements), intent.contactHash,
             ])
     }
 
@@ -178,7 +181,7 @@ extension RoundStore {
             campaignID: row["campaign_id"], buyerID: row["buyer_id"], price: Money(units: row["price"]),
             createdAtMs: row["created_at_ms"], sentAtMs: row["sent_at_ms"], tmaxMs: row["tmax_ms"], leadJSON: row["lead_json"],
             idempotencyScope: row["idempotency_scope"], idempotencyHash: row["idempotency_hash"],
-            capIncrements: decode(row["cap_increments"], buyerID: row["buyer_id"])
+            capIncrements: decode(row["cap_increments"], buyerID: row["buyer_id"]), contactHash: row["contact_hash"]
         )
     }
 
@@ -211,6 +214,10 @@ extension RoundStore {
             INSERT INTO post_attempts (round_id, sequence, buyer_id, price, result, latency_us, detail) VALUES (?, ?, ?, ?, 'post_unknown', 0, ?)
             """, arguments: [intent.roundID, sequence, intent.buyerID, intent.price.units, detail])
         try addCounts(intent.capIncrements, in: db)
+        if let contactHash = intent.contactHash {
+            try db.execute(sql: "INSERT OR REPLACE INTO unknown_contacts (round_id, buyer_id, contact_hash, at_ms) VALUES (?, ?, ?, ?)",
+                           arguments: [intent.roundID, intent.buyerID, contactHash, intent.sentAtMs])
+        }
         try db.execute(sql: "DELETE FROM live_state WHERE round_id = ?", arguments: [intent.roundID])
         if let scope = intent.idempotencyScope, let hash = intent.idempotencyHash {
             let body = #"{"error":{"code":"outcome_unknown","message":"the exchange stopped while posting this lead; the buyer may have it, so it will not be sold again","auction_id":"\#(intent.roundID)"}}"#

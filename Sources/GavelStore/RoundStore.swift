@@ -318,7 +318,9 @@ public final class RoundStore: Sendable {
         do {
             return try pool.read { db in
                 try Row.fetchAll(db, sql: """
-                    SELECT buyer_id, contact_hash, sold_at_ms FROM sales WHERE sold_at_ms >= ? AND contact_hash IS NOT NULL
+                    SELECT buyer_id, contact_hash, sold_at_ms FROM sales WHERE sold_at_ms >= ?1 AND contact_hash IS NOT NULL
+                    UNION ALL
+                    SELECT buyer_id, contact_hash, at_ms FROM unknown_contacts WHERE at_ms >= ?1
                     """, arguments: [sinceMs]).map { row in
                     SaleRecord(buyerID: row["buyer_id"], contactHash: row["contact_hash"], soldAtMs: row["sold_at_ms"])
                 }

@@ -162,6 +162,19 @@ enum Schema {
             // Values the exchange makes for itself and keeps (the contact-hash key).
             try db.execute(sql: "CREATE TABLE settings (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID")
         }
+        migrator.registerMigration("v7-unknown-contacts") { db in
+            try db.execute(sql: """
+                ALTER TABLE post_intents ADD COLUMN contact_hash TEXT;
+                -- Contacts whose post outcome is unknown: the buyer may have them, so duplicate windows
+                -- count them like sales.
+                CREATE TABLE unknown_contacts (
+                    round_id TEXT PRIMARY KEY,
+                    buyer_id TEXT NOT NULL,
+                    contact_hash TEXT NOT NULL,
+                    at_ms INTEGER NOT NULL
+                ) WITHOUT ROWID;
+                """)
+        }
         return migrator
     }
 }

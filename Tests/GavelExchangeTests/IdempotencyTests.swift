@@ -137,7 +137,8 @@ struct IdempotencyTests {
         try await harness.exchange.store.record(PostIntent(
             roundID: "auc_lost", kind: .lead, sellerID: "seller-one", campaignID: "autos", buyerID: "only", price: Money(10),
             createdAtMs: nowMs, sentAtMs: nowMs, tmaxMs: 5000, leadJSON: #"{"zip":"94107"}"#, idempotencyScope: ticket.scope,
-            idempotencyHash: ticket.bodyHash, capIncrements: [CapIncrement(buyerID: "only", window: "D:test", count: 1, spend: Money(10))]))
+            idempotencyHash: ticket.bodyHash, capIncrements: [CapIncrement(buyerID: "only", window: "D:test", count: 1, spend: Money(10))],
+            contactHash: "h-lost"))
         await harness.stopServer()
         try await harness.openServer()
         try await harness.startHTTP()
@@ -155,6 +156,8 @@ struct IdempotencyTests {
         #expect(harness.fleet.stats(for: "only").posts == 0)
         #expect(await harness.exchange.ledger.usage(buyerID: "only", window: "D:test").count == 1)
         #expect(try harness.exchange.store.postUnknownCount() == 1)
+        // The buyer may have the contact: its duplicate window counts it like a sale.
+        #expect(try harness.exchange.store.salesWithContact(sinceMs: 0).contains { $0.contactHash == "h-lost" && $0.buyerID == "only" })
         await harness.shutdown()
     }
 

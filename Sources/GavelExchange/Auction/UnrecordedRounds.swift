@@ -151,7 +151,7 @@ extension Exchange {
             roundID: context.auctionID, kind: context.campaign.kind, sellerID: context.seller.id, campaignID: context.campaign.id,
             buyerID: bid.buyerID, price: bid.price, createdAtMs: context.createdAtMs, sentAtMs: nowMs,
             tmaxMs: context.tmaxMs, leadJSON: JSONValue.object(context.lead).serialized, idempotencyScope: context.ticket?.scope,
-            idempotencyHash: context.ticket?.bodyHash, capIncrements: reservation.increments
+            idempotencyHash: context.ticket?.bodyHash, capIncrements: reservation.increments, contactHash: context.contactHash
         )
     }
 }
