@@ -219,6 +219,36 @@ struct ConfigLoaderTests {
         try expectSingleProblem(fixture, file: "campaigns.yaml", path: "campaigns[0].tmax_msec", message: "unknown field")
     }
 
+    @Test(arguments: [("0", "must be more than 0"), ("1000000.0001", "at most 1000000"), ("-5", "amount"), ("lots", "amount")])
+    func badMaxBid(_ value: String, _ message: String) throws {
+        var fixture = ConfigFixture()
+        fixture.campaigns = """
+            campaigns:
+              - {id: autos, vertical: auto_insurance, max_bid: \(value)}
+              - {id: tort, vertical: legal}
+            """
+        let problems = try fixture.problems()
+        #expect(problems.contains { $0.file == "campaigns.yaml" && $0.path == "campaigns[0].max_bid" && $0.message.contains(message) },
+                "\(problems)")
+    }
+
+    @Test func floorAndFixedPricesMustFitUnderMaxBid() throws {
+        var fixture = buyerFixture("""
+            id: b1
+            campaigns: [autos]
+            price: 60.00
+            post: {url: "http://127.0.0.1:9100/b1/post"}
+            """)
+        fixture.campaigns = """
+            campaigns:
+              - {id: autos, vertical: auto_insurance, max_bid: 50.00, floor: 55.00}
+              - {id: tort, vertical: legal}
+            """
+        let problems = try fixture.problems()
+        #expect(problems.contains { $0.path == "campaigns[0].floor" && $0.message.contains("max_bid") }, "\(problems)")
+        #expect(problems.contains { $0.file == "buyers/b1.yaml" && $0.path == "price" && $0.message.contains("max_bid") }, "\(problems)")
+    }
+
     @Test func unknownFieldInFilters() throws {
         try expectSingleProblem(buyerFixture("""
             id: b1

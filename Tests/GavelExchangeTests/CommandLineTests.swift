@@ -38,6 +38,14 @@ struct CommandLineTests {
         #expect(output.split(separator: "\n").count == 1)
     }
 
+    @Test(arguments: [["--log-format", "xml"], ["--dni-rate-limit", "0"], ["--idle-timeout-s", "-1"], ["--dni-rate-limit", "lots"]])
+    func serveRefusesBadOptions(_ arguments: [String]) throws {
+        try #require(FileManager.default.isExecutableFile(atPath: Self.gavelBinary.path), "build the gavel product first (swift build)")
+        let (code, output) = try Self.run(["serve", "--port", "0"] + arguments)
+        #expect(code != 0)
+        #expect(!output.contains("gavel listening"))
+    }
+
     @Test func validateListsEveryProblem() throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("gavel-cli-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: directory) }
