@@ -42,3 +42,10 @@ struct ClockTests {
         await harness.shutdown()
     }
 }
+
+struct TimestampTests {
+    @Test(arguments: [(Int64(0), "1970-01-01T00:00:00.000Z"), (1_795_000_000_123, "2026-11-18T11:06:40.123Z"), (-1, "1969-12-31T23:59:59.999Z")])
+    func rfc3339WithMilliseconds(_ ms: Int64, _ expected: String) {
+        #expect(Timestamps.rfc3339(ms: ms) == expected)
+    }
+}

@@ -62,6 +62,4 @@ struct RoundContext: Sendable {
         let (seconds, attoseconds) = arrival.duration(to: .now).components
         return Int(seconds) * 1_000_000 + Int(attoseconds / 1_000_000_000_000)
     }
-
-    static var nowMs: Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
 }

@@ -33,5 +33,4 @@ public final class RateLimiter: Sendable {
         }
     }
 
-    var count: Int { buckets.withLock { $0.count } }
 }

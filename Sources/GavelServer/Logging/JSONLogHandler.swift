@@ -1,5 +1,6 @@
 import Foundation
 import GavelCore
+import GavelExchange
 import Logging
 import Synchronization
 
@@ -25,7 +26,7 @@ public struct JSONLogHandler: LogHandler {
 
     public func log(event: LogEvent) {
         var object = JSONObject()
-        object["time"] = .string(JSONLogHandler.timestamp())
+        object["time"] = .string(Timestamps.rfc3339(ms: SystemWallClock().nowMs))
         object["level"] = .string(event.level.rawValue)
         object["label"] = .string(label)
         object["message"] = .string(event.message.description)
@@ -65,15 +66,5 @@ public struct JSONLogHandler: LogHandler {
                 offset += written
             }
         }
-    }
-
-    static func timestamp() -> String {
-        var now = timespec()
-        clock_gettime(CLOCK_REALTIME, &now)
-        var seconds = time_t(now.tv_sec)
-        var parts = tm()
-        gmtime_r(&seconds, &parts)
-        return String(format: "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", parts.tm_year + 1900, parts.tm_mon + 1, parts.tm_mday,
-                      parts.tm_hour, parts.tm_min, parts.tm_sec, now.tv_nsec / 1_000_000)
     }
 }
