@@ -3,6 +3,7 @@ import PackageDescription
 
 // Data path, target by target:
 //   GavelServer (seller HTTP API) -> GavelExchange (eligibility, fan-out, post/fallback, record)
+//     (GavelConfig reads the YAML; GavelIntegration builds each buyer's codec: templates, answers)
 //     -> GavelCore (pure auction logic: money, config model, eligibility, ranking, round state machine)
 //     -> GavelPing (libcurl multi engine on its own thread) / GavelStore (SQLite on its own queue)
 let package = Package(
@@ -35,9 +36,11 @@ let package = Package(
         ),
         // Pure auction logic: no I/O, no clocks of its own.
         .target(name: "GavelCore"),
+        // Buyers connected by config: request templates, JSON/XML/text answers, accept rules.
+        .target(name: "GavelIntegration", dependencies: ["GavelCore"]),
         // Reads and validates the YAML config directory.
         .target(name: "GavelConfig", dependencies: [
-            "GavelCore",
+            "GavelCore", "GavelIntegration",
             .product(name: "Yams", package: "Yams"),
         ]),
         // Outgoing HTTP over libcurl multi, one dedicated thread.
@@ -71,7 +74,7 @@ let package = Package(
             .product(name: "NIOCore", package: "swift-nio"),
         ]),
         .executableTarget(name: "gavel", dependencies: [
-            "GavelServer", "GavelConfig", "GavelCore",
+            "GavelServer", "GavelConfig", "GavelCore", "GavelExchange", "GavelPing",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
@@ -95,7 +98,8 @@ let package = Package(
 
         .testTarget(name: "GavelCoreTests", dependencies: ["GavelCore"]),
         .testTarget(name: "BuyerFleetTests", dependencies: ["BuyerFleet"]),
-        .testTarget(name: "GavelConfigTests", dependencies: ["GavelConfig", "GavelCore"]),
+        .testTarget(name: "GavelConfigTests", dependencies: ["GavelConfig", "GavelCore", "GavelIntegration"]),
+        .testTarget(name: "GavelIntegrationTests", dependencies: ["GavelIntegration", "GavelCore"]),
         .testTarget(name: "GavelPingTests", dependencies: ["GavelPing", "BuyerFleet"]),
         .testTarget(name: "GavelStoreTests", dependencies: ["GavelStore", "GavelCore"]),
         .testTarget(name: "GavelExchangeTests", dependencies: [

@@ -19,7 +19,9 @@ public enum ConfigLoader {
         guard fileManager.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
             throw ConfigError(problems: [ConfigProblem(file: directory, path: "", message: "is not a directory")])
         }
-        let campaigns = document(directory: directory, name: "campaigns.yaml", log: log).map { readCampaigns($0) } ?? []
+        let campaignsFile = document(directory: directory, name: "campaigns.yaml", log: log)
+        let campaigns = campaignsFile.map { readCampaigns($0) } ?? []
+        let outcomePriors = campaignsFile.map { readOutcomePriors($0.child("ev_prior")) } ?? [:]
         let sellers = document(directory: directory, name: "sellers.yaml", log: log).map { readSellers($0) } ?? []
 
         let buyersDirectory = (directory as NSString).appendingPathComponent("buyers")
@@ -30,12 +32,14 @@ public enum ConfigLoader {
             log.problems.append(ConfigProblem(file: "buyers/", path: "", message: "no buyer files (*.yaml) found"))
         }
         let buyers = buyerFiles.compactMap { name in
-            document(directory: buyersDirectory, name: name, displayName: "buyers/\(name)", log: log).flatMap { readBuyer($0) }
+            document(directory: buyersDirectory, name: name, displayName: "buyers/\(name)", log: log)
+                .flatMap { readBuyer(applyingTemplate($0, directory: directory)) }
         }
 
         crossCheck(campaigns: campaigns, sellers: sellers, buyers: buyers, log: log)
         guard log.problems.isEmpty else { throw ConfigError(problems: log.problems) }
-        return ExchangeConfig(campaigns: campaigns.map(\.value), sellers: sellers.map(\.value), buyers: buyers.map(\.value))
+        return ExchangeConfig(campaigns: campaigns.map(\.value), sellers: sellers.map(\.value), buyers: buyers.map(\.value),
+                              outcomePriors: outcomePriors)
     }
 
     /// The one-line summary `gavel validate` prints.
@@ -77,13 +81,13 @@ public enum ConfigLoader {
     // MARK: Campaigns
 
     static func readCampaigns(_ root: YAMLField) -> [Located<Campaign>] {
-        guard root.mapping(known: ["campaigns"]) else { return [] }
+        guard root.mapping(known: ["campaigns", "ev_prior"]) else { return [] }
         let list = root.child("campaigns")
         if !list.isPresent { list.problem("is required: a list of campaigns") }
         return list.elements().compactMap { field in
             guard field.mapping(known: [
                 "id", "kind", "vertical", "distribution", "tmax_ms", "ping_timeout_ms", "floor", "payout",
-                "required_fields", "bid_hold_s", "max_call_s", "tracking", "max_bid",
+                "required_fields", "bid_hold_s", "max_call_s", "tracking", "max_bid", "rank_by", "ev_fallback",
             ]) else { return nil }
             let id = identifier(field.child("id"))
             let kind = field.child("kind").oneOf(AuctionKind.self, default: .lead)
@@ -107,11 +111,16 @@ public enum ConfigLoader {
             let maxCall = field.child("max_call_s").int(range: 10...86_400) ?? 3600
             let tracking = readTracking(field.child("tracking"))
             if tracking != nil, kind != .call { field.child("tracking").problem("tracking numbers belong to call campaigns") }
+            if distribution == .waterfall, kind == .call {
+                field.child("distribution").problem(
+                    "waterfall is for lead campaigns: a caller on the line cannot wait while tier after tier is pinged; use priority")
+            }
+            let rankBy = readRankBy(field, kind: kind)
             guard let id, let vertical else { return nil }
             let campaign = Campaign(
                 id: id, kind: kind, vertical: vertical, distribution: distribution, tmaxMs: tmax,
                 pingTimeoutMs: pingTimeout, floor: floor, payout: payout, requiredFields: required, bidHoldS: hold,
-                maxCallS: maxCall, tracking: tracking, maxBid: maxBid
+                maxCallS: maxCall, tracking: tracking, maxBid: maxBid, rankBy: rankBy
             )
             return Located(value: campaign, field: field)
         }
@@ -198,6 +207,7 @@ public enum ConfigLoader {
         guard field.mapping(known: [
             "id", "campaigns", "verticals", "ping", "post", "price", "filters", "caps", "floor", "priority", "weight",
             "paused", "duplicate_window_days", "format", "response", "destination", "min_duration_s", "ping_rate_limit",
+            "template", "signing_secret", "maps", "reason_categories",
         ]) else { return nil }
         let id = identifier(field.child("id"))
         let campaigns = field.child("campaigns").stringList()
@@ -217,16 +227,22 @@ public enum ConfigLoader {
         }
         let format = field.child("format").string() ?? "native"
         if format != "native" {
-            field.child("format").problem("must be native (map other JSON answers with response:)")
+            field.child("format").problem("must be native (other formats: ping.body, ping.response, post.body, post.response)")
         }
+        let signingSecret = field.child("signing_secret").string()
+        if let signingSecret, signingSecret.utf8.count < 16 {
+            field.child("signing_secret").problem("must be at least 16 characters")
+        }
+        let nativeMapping = readResponseMapping(field.child("response"))
         let buyer = Buyer(
             id: id ?? "", campaigns: campaigns, verticals: verticals, ping: ping, post: post,
             destination: destination, minDurationS: minDuration, fixedPrice: price, filters: readFilters(field.child("filters")), caps: readCaps(field.child("caps")),
             floor: field.child("floor").money() ?? .zero, priority: field.child("priority").int(range: -1000...1000) ?? 0,
             weight: field.child("weight").int(range: 0...1_000_000) ?? 1, paused: field.child("paused").bool() ?? false,
             duplicateWindowDays: field.child("duplicate_window_days").int(range: 0...3650) ?? 0,
-            response: readResponseMapping(field.child("response")),
-            pingRateLimit: readRateLimit(field.child("ping_rate_limit"))
+            response: nativeMapping,
+            pingRateLimit: readRateLimit(field.child("ping_rate_limit")),
+            codec: readCodec(field, nativeMapping: nativeMapping), signingSecret: signingSecret
         )
         guard id != nil else { return nil }
         return Located(value: buyer, field: field)
@@ -237,14 +253,19 @@ public enum ConfigLoader {
             field.problem("is required")
             return nil
         }
-        guard field.mapping(known: ["url", "timeout_ms", "headers"]) else { return nil }
+        guard field.mapping(known: endpointKeys) else { return nil }
         guard let url = field.child("url").string(required: true) else { return nil }
         guard url.hasPrefix("http://") || url.hasPrefix("https://"), URL(string: url)?.host != nil else {
             field.child("url").problem("must be an http:// or https:// URL, got \"\(url)\"")
             return nil
         }
         let timeout = field.child("timeout_ms").int(range: 5...60_000) ?? 1000
-        return Endpoint(url: url, timeoutMs: timeout, headers: field.child("headers").stringMap())
+        var testURL: String?
+        if let text = field.child("test_url").string() {
+            if (text.hasPrefix("http://") || text.hasPrefix("https://")) && URL(string: text)?.host != nil { testURL = text }
+            else { field.child("test_url").problem("must be an http:// or https:// URL, got \"\(text)\"") }
+        }
+        return Endpoint(url: url, timeoutMs: timeout, headers: field.child("headers").stringMap(), testURL: testURL)
     }
 
     static func readRateLimit(_ field: YAMLField) -> RateLimit? {

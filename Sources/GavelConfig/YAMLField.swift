@@ -30,7 +30,9 @@ struct YAMLField {
     func child(_ key: String) -> YAMLField {
         let childPath = path.isEmpty ? key : "\(path).\(key)"
         guard let mapping = node?.mapping else { return YAMLField(node: nil, file: file, path: childPath, log: log) }
-        return YAMLField(node: mapping[Node(key)], file: file, path: childPath, log: log)
+        // Quoted and plain keys alike ("Lead_ID" and Lead_ID name the same field).
+        let value = mapping[Node(key)] ?? mapping.first(where: { $0.key.string == key })?.value
+        return YAMLField(node: value, file: file, path: childPath, log: log)
     }
 
     /// The mapping's fields; keys not in `known` are reported, because a typo must not be silently ignored.
@@ -149,9 +151,11 @@ struct YAMLField {
             return [:]
         }
         var result: [String: String] = [:]
-        for (key, _) in mapping {
+        // By pair, not by looking the key up again: a quoted key ("true") is not equal to a plain one.
+        for (key, value) in mapping {
             guard let name = key.string else { continue }
-            if let value = child(name).string(required: true) { result[name] = value }
+            let field = YAMLField(node: value, file: file, path: path.isEmpty ? name : "\(path).\(name)", log: log)
+            if let text = field.string(required: true) { result[name] = text }
         }
         return result
     }

@@ -75,6 +75,8 @@ public final class Exchange: Sendable {
     let pingLimits = RateLimiter()
     /// Tracking numbers handed to landing-page visitors (dynamic number insertion).
     public let tracking = TrackingDesk()
+    /// Each buyer's chance of paying, for expected-value ranking (`Exchange+Estimates.swift`).
+    public let estimates = BuyerEstimates()
 
     public init(config: ExchangeConfig, store: RoundStore, engine: CurlMultiEngine,
                 configuration: Configuration = Configuration(), logger: Logger = Logger(label: "gavel.exchange")) {
@@ -112,8 +114,10 @@ public final class Exchange: Sendable {
         let since = nowMs - Int64(maxWindowDays) * 86_400_000
         let sales = maxWindowDays > 0 ? try store.salesWithContact(sinceMs: since) : []
         await ledger.restore(counters: counters, sales: sales)
+        restoreRotations(try store.rotations())
         try await restoreLiveState()
         try await restoreTrackingNumbers()
+        try restoreEstimates()
     }
 
     /// Stops the ping engine once transfers in flight end, then closes the store after its last commit.
@@ -254,7 +258,7 @@ public final class Exchange: Sendable {
             let context = RoundContext(
                 auctionID: pingID, config: pinged.config, campaign: pinged.campaign, seller: seller,
                 lead: merged, contact: contact, consent: pinged.consent, contactHash: hasher.hash(contact: contact),
-                arrival: arrival, tmaxMs: pinged.campaign.tmaxMs, ticket: ticket, createdAtMs: nowMs
+                arrival: arrival, tmaxMs: pinged.campaign.tmaxMs, ticket: ticket, createdAtMs: nowMs, source: pinged.source
             )
             let (outcome, increments) = await post(&held.round, context: context)
             do {
@@ -303,7 +307,7 @@ public final class Exchange: Sendable {
             auctionID: AuctionID.make(prefix: prefix, nowMs: nowMs), config: config, campaign: submission.campaign,
             seller: seller, lead: submission.lead, contact: submission.contact, consent: submission.consent,
             contactHash: submission.contact.flatMap { hasher.hash(contact: $0) }, arrival: arrival, tmaxMs: submission.tmaxMs,
-            ticket: ticket, createdAtMs: nowMs
+            ticket: ticket, createdAtMs: nowMs, source: submission.source
         )
     }
 
@@ -311,6 +315,7 @@ public final class Exchange: Sendable {
     func bid(_ context: RoundContext, caller: JSONObject? = nil) async -> AuctionRound {
         let now = now
         let campaign = context.campaign
+        let tiered = campaign.distribution == .waterfall
         let candidates = context.config.buyersByCampaign[campaign.id] ?? []
         let lead = Eligibility.Lead(fields: context.lead)
         var considered: [AuctionRound.Consideration] = []
@@ -332,7 +337,7 @@ public final class Exchange: Sendable {
                 destination: buyer.destination, minDurationS: buyer.minDurationS)
             if let reason = ledgerExclusions[buyer.id] {
                 considered.append(.excluded(buyerID: buyer.id, reason: reason))
-            } else if buyer.ping != nil, let limit = buyer.pingRateLimit, pingLimits.take(buyer.id, limit: limit) != nil {
+            } else if !tiered, overPingRate(buyer) {  // a waterfall takes the token when the buyer's tier is reached
                 considered.append(.excluded(buyerID: buyer.id, reason: .capped))
             } else if let price = buyer.fixedPrice {
                 considered.append(.fixedPrice(participant, price: price))
@@ -342,33 +347,60 @@ public final class Exchange: Sendable {
                 targets.append((buyer, tmax))
             }
         }
-        var round = AuctionRound(id: context.auctionID, payoutRule: campaign.payout, defaultHoldS: campaign.bidHoldS, considered: considered)
+        var round = AuctionRound(id: context.auctionID, payoutRule: campaign.payout, defaultHoldS: campaign.bidHoldS,
+                                 considered: considered, tiered: tiered)
         let (startSeconds, startAttoseconds) = context.started.duration(to: .now).components
         observeStart(delayMs: Double(startSeconds) * 1000 + Double(startAttoseconds) / 1e15, budgetMs: context.tmaxMs)
+        if tiered {
+            await pingTiers(&round, context: context, caller: caller)
+        } else {
+            await fanOut(targets, into: &round, context: context, caller: caller)
+            closeBidding(&round, context: context)
+        }
+        return round
+    }
 
+    /// Pings `targets` as one batch and feeds their answers to the round; their failures count
+    /// against their health.
+    private func fanOut(_ targets: [(buyer: Buyer, tmaxMs: Int)], into round: inout AuctionRound, context: RoundContext,
+                        caller: JSONObject?) async {
+        let now = now
+        let campaign = context.campaign
         if !targets.isEmpty {
-            let template = BuyerProtocol.PingTemplate(
-                auctionID: context.auctionID, campaign: campaign, lead: context.lead, caller: caller, consent: context.consent)
+            // Each buyer's codec writes its ping; native buyers share one body serialised once.
+            var input = PingInput(auctionID: context.auctionID, campaign: campaign, lead: context.lead, caller: caller,
+                                  consent: context.consent, source: context.source, tmaxMs: 0, nowMs: nowMs)
+            if targets.contains(where: { $0.buyer.codec.isNative }) {
+                input.nativeTemplate = BuyerProtocol.PingTemplate(
+                    auctionID: context.auctionID, campaign: campaign, lead: context.lead, caller: caller, consent: context.consent)
+            }
+            let nowS = nowMs / 1000
             let isCall = campaign.kind == .call
             var locallyFailed = Set<String>()
             // One batch for the whole fan-out: each ping's deadline is the time its buyer has, so
             // the batch ends when every buyer answered or bidding closes, whichever is first.
             let requests = targets.compactMap { buyer, tmax in
                 buyer.ping.map { ping in
-                    (buyer, HTTPRequest.json(url: ping.url, body: template.body(tmaxMs: tmax), headers: ping.headers, timeoutMs: max(1, tmax)))
+                    input.tmaxMs = tmax
+                    return (buyer, buyer.codec.codec.pingRequest(input, endpoint: ping)
+                        .transfer(timeoutMs: tmax, signingSecret: buyer.signingSecret, nowS: nowS))
                 }
             }
             let results = await engine.send(all: requests.map(\.1))
             for ((buyer, _), result) in zip(requests, results) {
                 // The exchange's own overload is not the buyer's failure: keep it out of health.
                 if case .failure(let error) = result, error.isLocal { locallyFailed.insert(buyer.id) }
-                var (answer, latency) = Exchange.interpretPing(result, mapping: buyer.response, maxBid: campaign.maxBid)
-                if isCall { answer = Exchange.checkCallBid(answer, buyer: buyer) }
-                _ = round.receive(answer, from: buyer.id, latencyUs: latency)
+                var (parsed, latency) = Exchange.interpretPing(result, codec: buyer.codec.codec, maxBid: campaign.maxBid)
+                if isCall { parsed.answer = Exchange.checkCallBid(parsed.answer, buyer: buyer) }
+                _ = round.receive(parsed.answer, from: buyer.id, latencyUs: latency)
+                if parsed.buyerReason != nil || !parsed.kept.isEmpty {
+                    round.noteAnswer(from: buyer.id, buyerReason: parsed.buyerReason, kept: parsed.kept)
+                }
             }
             var failed: [String] = []
             var answered: [String] = []
-            let pinged = round.entries.filter { $0.tmaxMs != nil && !locallyFailed.contains($0.buyerID) }
+            let sent = Set(requests.map { $0.0.id })
+            let pinged = round.entries.filter { sent.contains($0.buyerID) && !locallyFailed.contains($0.buyerID) }
             // When most of a round's buyers time out together, the likelier cause is the exchange
             // (overloaded, or its network), not each buyer: backing them all off would turn an
             // overload into a collapse. Their timeouts then do not count; other failures still do.
@@ -384,9 +416,52 @@ public final class Exchange: Sendable {
             }
             await ledger.recordHealth(failed: failed, answered: answered, at: now)
         }
-        _ = round.closeBidding(atMs: nowMs, method: campaign.distribution,
+    }
+
+    /// Closes bidding and ranks the bids by the campaign's distribution method.
+    private func closeBidding(_ round: inout AuctionRound, context: RoundContext) {
+        let campaign = context.campaign
+        _ = round.closeBidding(atMs: nowMs, method: campaign.distribution, rankBy: campaign.rankBy,
+                               estimates: closingEstimates(round, context: context),
                                rotation: nextRotation(campaign.id), randomUnit: Double.random(in: 0..<1))
-        return round
+    }
+
+    /// Waterfall: pings tier after tier, highest priority first, until one yields a bid, none is
+    /// left, or too little time is. The first tier has the time until the ping deadline, like any
+    /// round; each lower tier the campaign's ping share of the time then left (the deadline stays).
+    private func pingTiers(_ round: inout AuctionRound, context: RoundContext, caller: JSONObject?) async {
+        var pingMs = RoundContext.milliseconds(until: context.pingDeadline)
+        while round.ranking.isEmpty {
+            let remaining = RoundContext.milliseconds(until: context.deadline) - configuration.recordReserveMs
+            guard case .pingNextTier = round.nextPost(atMs: nowMs, remainingMs: remaining, minimumPostMs: configuration.minimumPostMs)
+            else { return }
+            if round.closedAtMs != nil {
+                pingMs = context.tierPingMs(remainingMs: remaining, minimumPostMs: configuration.minimumPostMs)
+            }
+            await pingNextTier(&round, context: context, caller: caller, pingMs: pingMs)
+        }
+    }
+
+    /// Waterfall: enters the round's next tier and pings it, each buyer with at most `pingMs`; a
+    /// buyer over its ping rate is `capped` (its token is taken only when its tier is reached).
+    private func pingNextTier(_ round: inout AuctionRound, context: RoundContext, caller: JSONObject?, pingMs: Int) async {
+        let config = context.config
+        let tier = round.startNextTier(pingMs: pingMs) { buyerID in
+            guard let buyer = config.buyer(id: buyerID) else { return .paused }
+            return overPingRate(buyer) ? .capped : nil
+        }
+        let targets = tier.compactMap { target in config.buyer(id: target.buyerID).map { (buyer: $0, tmaxMs: target.tmaxMs) } }
+        logger.debug("waterfall tier entered", metadata: [
+            "auction_id": "\(context.auctionID)", "pinged": "\(targets.count)", "ping_ms": "\(pingMs)",
+        ])
+        await fanOut(targets, into: &round, context: context, caller: caller)
+        closeBidding(&round, context: context)
+    }
+
+    /// Takes a ping from a buyer's ping rate limit; true when it has none left (`capped`).
+    private func overPingRate(_ buyer: Buyer) -> Bool {
+        guard buyer.ping != nil, let limit = buyer.pingRateLimit else { return false }
+        return pingLimits.take(buyer.id, limit: limit) != nil
     }
 
     /// Walks down the ranking: reserve caps, post, fall back on rejection, until sold or out of time.
@@ -396,6 +471,10 @@ public final class Exchange: Sendable {
             switch round.nextPost(atMs: nowMs, remainingMs: remaining, minimumPostMs: configuration.minimumPostMs) {
             case .finish(let outcome):
                 return (outcome, [])
+            case .pingNextTier:
+                // Waterfall: every bid so far failed; the next tier gets its share of the time left.
+                await pingNextTier(&round, context: context, caller: nil,
+                                   pingMs: context.tierPingMs(remainingMs: remaining, minimumPostMs: configuration.minimumPostMs))
             case .waitForBids, .closeBidding:
                 return (round.abandon(detail: "unexpected state"), [])
             case .post(let bid):
@@ -428,8 +507,9 @@ public final class Exchange: Sendable {
                     ])
                     return (round.abandon(detail: "the exchange could not record the post ahead of sending it"), [])
                 }
-                let result = await sendPost(bid: bid, buyer: buyer, context: context, remainingMs: remaining)
-                if let outcome = round.recordPost(result.result, latencyUs: result.latencyUs) {
+                let result = await sendPost(bid: bid, buyer: buyer, round: round, context: context, remainingMs: remaining)
+                recordOutcome(of: result.result, buyerID: bid.buyerID, context: context)
+                if let outcome = round.recordPost(result.result, latencyUs: result.latencyUs, buyerReason: result.buyerReason) {
                     let increments = await ledger.commit(reservation, at: now)
                     return (outcome, increments)
                 }
@@ -438,17 +518,21 @@ public final class Exchange: Sendable {
         }
     }
 
-    private func sendPost(bid: RankedBid, buyer: Buyer, context: RoundContext, remainingMs: Int) async -> (result: AuctionRound.PostResult, latencyUs: Int) {
-        let body = BuyerProtocol.postBody(
-            auctionID: context.auctionID, bid: bid, lead: context.lead, contact: context.contact ?? JSONObject(), consent: context.consent)
-        guard let endpoint = buyer.post else { return (.failed(detail: "buyer has no post endpoint"), 0) }
-        var request = HTTPRequest.json(url: endpoint.url, body: body, headers: endpoint.headers, timeoutMs: max(1, min(endpoint.timeoutMs, remainingMs)))
-        request.sendOnce = true
+    private func sendPost(bid: RankedBid, buyer: Buyer, round: AuctionRound, context: RoundContext, remainingMs: Int) async
+        -> (result: AuctionRound.PostResult, latencyUs: Int, buyerReason: BuyerReason?) {
+        guard let endpoint = buyer.post else { return (.failed(detail: "buyer has no post endpoint"), 0, nil) }
+        let input = PostInput(
+            auctionID: context.auctionID, campaign: context.campaign, bid: bid, lead: context.lead, contact: context.contact ?? JSONObject(),
+            consent: context.consent, source: context.source, kept: round.entry(for: bid.buyerID)?.kept ?? [:],
+            tmaxMs: remainingMs, nowMs: nowMs)
+        let request = buyer.codec.codec.postRequest(input, endpoint: endpoint)
+            .transfer(timeoutMs: min(endpoint.timeoutMs, remainingMs), signingSecret: buyer.signingSecret, nowS: nowMs / 1000, sendOnce: true)
         switch await engine.send(request) {
         case .success(let response):
-            return (BuyerProtocol.parsePost(status: response.status, body: response.body, mapping: buyer.response), response.latencyUs)
+            let answer = buyer.codec.codec.parsePost(status: response.status, body: response.body)
+            return (answer.result, response.latencyUs, answer.buyerReason)
         case .failure(let error):
-            return (error.isTimeout ? .timedOut : .failed(detail: error.description), error.latencyUs)
+            return (error.isTimeout ? .timedOut : .failed(detail: error.description), error.latencyUs, nil)
         }
     }
 
@@ -464,16 +548,16 @@ public final class Exchange: Sendable {
         return .bid(price: price, bidID: bidID, expiresInS: expiresInS, destination: normalized, minDurationS: minDurationS ?? buyer.minDurationS)
     }
 
-    static func interpretPing(_ result: HTTPResult, mapping: ResponseMapping, maxBid: Money) -> (AuctionRound.PingAnswer, Int) {
+    static func interpretPing(_ result: HTTPResult, codec: any BuyerCodec, maxBid: Money) -> (BidAnswer, Int) {
         switch result {
         case .success(let response):
-            return (BuyerProtocol.parseBid(status: response.status, body: response.body, mapping: mapping, maxBid: maxBid), response.latencyUs)
+            return (codec.parsePing(status: response.status, body: response.body, maxBid: maxBid), response.latencyUs)
         case .failure(let error):
             let reason: ReasonCode
             if error.isTimeout { reason = .timeout }
             else if error.isUnreachable { reason = .unreachable }
             else { reason = .badResponse }
-            return (.failed(reason, detail: error.description), error.latencyUs)
+            return (BidAnswer(.failed(reason, detail: error.description)), error.latencyUs)
         }
     }
 
@@ -501,6 +585,8 @@ public final class Exchange: Sendable {
     /// seller can get. A round that sold or carries an idempotent answer is kept in memory when its
     /// commit fails or is late, and committed again on a repeat or by the housekeeping loop.
     func persist(_ record: RoundRecord, waitMs: Int) async throws(ExchangeError) {
+        var record = record
+        record.rotation = rotationMark(campaignID: record.campaignID)
         do {
             try await store.record(record, waitingAtMost: .milliseconds(max(1, waitMs)))
         } catch let error as StoreError where error.isTimeout {
@@ -517,7 +603,7 @@ public final class Exchange: Sendable {
 
     func roundRecord(_ round: AuctionRound, context: RoundContext, phase: RoundRecord.Phase, status: String,
                      sale: AuctionRound.Sale?, increments: [CapIncrement]) -> RoundRecord {
-        RoundRecord(
+        var record = RoundRecord(
             id: context.auctionID, kind: context.campaign.kind, sellerID: context.seller.id, campaignID: context.campaign.id,
             phase: phase, status: status, createdAtMs: context.createdAtMs, tmaxMs: context.tmaxMs, durationUs: context.elapsedUs,
             winnerID: sale?.bid.buyerID, price: sale?.price, payout: sale?.payout, leadJSON: JSONValue.object(context.lead).serialized,
@@ -525,12 +611,28 @@ public final class Exchange: Sendable {
             consentJSON: context.consent.map { JSONValue.object($0).serialized }, contactHash: sale == nil ? nil : context.contactHash,
             entries: round.entries, posts: round.posts, capIncrements: increments, billable: sale != nil && phase == .final
         )
+        record.source = context.source
+        return record
     }
 
     private func nextRotation(_ campaignID: String) -> Int {
         rotations.withLock { counters in
             defer { counters[campaignID, default: 0] &+= 1 }
             return counters[campaignID, default: 0]
+        }
+    }
+
+    /// Round-robin campaigns: the rotation counter to write with a round of the campaign, so a
+    /// restart goes on with the next turn (`restoreRotations`); nil for other campaigns.
+    private func rotationMark(campaignID: String) -> Int? {
+        guard config.campaigns[campaignID]?.distribution == .roundRobin else { return nil }
+        return rotations.withLock { $0[campaignID] }
+    }
+
+    /// The rotation counters recorded before a restart (the store keeps the highest written).
+    private func restoreRotations(_ recorded: [String: Int]) {
+        rotations.withLock { counters in
+            for (campaignID, next) in recorded { counters[campaignID] = max(counters[campaignID] ?? 0, next) }
         }
     }
 }

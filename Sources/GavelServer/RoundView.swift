@@ -28,7 +28,9 @@ enum RoundView {
             entry["latency_ms"] = buyer.latencyUs.map { .number(Money(units: Int64($0) * 10).description) } ?? .null
             entry["tmax_ms"] = buyer.tmaxMs.map { .number(String($0)) } ?? .null
             if let destination = buyer.destination { entry["destination"] = .string(destination) }
+            if let estimate = buyer.estimate { entry["estimate"] = .number(estimate.description) }
             if let detail = buyer.detail { entry["detail"] = .string(detail) }
+            if let code = buyer.buyerReason { entry["buyer_reason"] = RoundView.buyerReason(code, category: buyer.buyerReasonCategory) }
             return .object(entry)
         })
         object["posts"] = .array(round.posts.map { post in
@@ -40,6 +42,7 @@ enum RoundView {
             entry["latency_ms"] = .number(Money(units: Int64(post.latencyUs) * 10).description)
             if let reference = post.reference { entry["reference"] = .string(reference) }
             if let detail = post.detail { entry["detail"] = .string(detail) }
+            if let code = post.buyerReason { entry["buyer_reason"] = RoundView.buyerReason(code, category: post.buyerReasonCategory) }
             return .object(entry)
         })
         if !round.events.isEmpty {
@@ -57,6 +60,14 @@ enum RoundView {
         if let attribution = round.attributionJSON, let json = try? JSONValue.parse(attribution) {
             object["attribution"] = json
         }
+        return .object(object)
+    }
+
+    /// The buyer's own code, and the operator's category for it when config maps one.
+    static func buyerReason(_ code: String, category: String?) -> JSONValue {
+        var object = JSONObject()
+        object["code"] = .string(code)
+        object["category"] = category.map(JSONValue.string) ?? .null
         return .object(object)
     }
 }

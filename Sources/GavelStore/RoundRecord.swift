@@ -40,6 +40,8 @@ public struct RoundRecord: Sendable {
     public var events: [CallEventRecord]
     /// Calls: where the call came from (tracking number session, source, keyword), as JSON text.
     public var attributionJSON: String?
+    /// The seller's traffic source.
+    public var source: String?
     /// The answer to the request, kept for its idempotency key in the round's own transaction.
     public var answer: StoredAnswer?
     /// A second attempt at a commit that failed or timed out: written only if the first did not land.
@@ -47,6 +49,9 @@ public struct RoundRecord: Sendable {
     /// What is live of this round (a held ping's bids, a live call), written through for a restart.
     /// A final round clears it.
     public var liveState: LiveState?
+    /// Round-robin campaigns: the campaign's rotation counter after this round, kept (the highest
+    /// written wins) so that the rotation goes on after a restart.
+    public var rotation: Int?
 
     public init(
         id: String, kind: AuctionKind, sellerID: String, campaignID: String, phase: Phase, status: String,
@@ -160,6 +165,7 @@ public struct StoredRound: Sendable {
     public var posts: [StoredPost]
     public var events: [CallEventRecord]
     public var attributionJSON: String?
+    public var source: String? = nil
 
     public struct StoredBuyer: Sendable {
         public var buyerID: String
@@ -170,6 +176,11 @@ public struct StoredRound: Sendable {
         public var tmaxMs: Int?
         public var detail: String?
         public var destination: String?
+        /// The buyer's own reason code and its configured category.
+        public var buyerReason: String? = nil
+        public var buyerReasonCategory: String? = nil
+        /// The buyer's chance of paying as estimated when bidding closed; nil when it took no part.
+        public var estimate: Probability? = nil
     }
 
     public struct StoredPost: Sendable {
@@ -180,5 +191,7 @@ public struct StoredRound: Sendable {
         public var latencyUs: Int
         public var reference: String?
         public var detail: String?
+        public var buyerReason: String? = nil
+        public var buyerReasonCategory: String? = nil
     }
 }

@@ -176,20 +176,20 @@ public final class RoundStore: Sendable {
         let values: StatementArguments = [
             record.id, record.kind.rawValue, record.sellerID, record.campaignID, record.phase.rawValue, record.status,
             record.createdAtMs, record.tmaxMs, record.durationUs, record.winnerID, record.price?.units, record.payout?.units,
-            record.leadJSON, record.attributionJSON,
+            record.leadJSON, record.attributionJSON, record.source,
         ]
         try db.cachedStatement(sql: """
             INSERT OR IGNORE INTO rounds
               (id, kind, seller_id, campaign_id, phase, status, created_at_ms, tmax_ms, duration_us, winner_id, price, payout, lead_json,
-               attribution_json)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+               attribution_json, source)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """).execute(arguments: values)
         let replacing = db.changesCount == 0
         if replacing {
             try db.cachedStatement(sql: """
                 UPDATE rounds SET kind = ?2, seller_id = ?3, campaign_id = ?4, phase = ?5, status = ?6, created_at_ms = ?7, tmax_ms = ?8,
                   duration_us = ?9, winner_id = ?10, price = ?11, payout = ?12, lead_json = ?13,
-                  attribution_json = COALESCE(?14, attribution_json)
+                  attribution_json = COALESCE(?14, attribution_json), source = COALESCE(?15, source)
                 WHERE id = ?1
                 """).execute(arguments: values)
             for table in ["round_buyers", "post_attempts", "call_events"] {
@@ -197,22 +197,26 @@ public final class RoundStore: Sendable {
             }
         }
         let buyerStatement = try db.cachedStatement(sql: """
-            INSERT INTO round_buyers (round_id, position, buyer_id, reason, bid, bid_id, latency_us, tmax_ms, detail, destination)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            INSERT INTO round_buyers (round_id, position, buyer_id, reason, bid, bid_id, latency_us, tmax_ms, detail, destination,
+                                      buyer_reason, buyer_reason_category, estimate_ppm)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """)
         for (position, entry) in record.entries.enumerated() {
             try buyerStatement.execute(arguments: [
                 record.id, position, entry.buyerID, entry.reason?.rawValue ?? record.openReasons[entry.buyerID] ?? "bid",
                 entry.bid?.units, entry.bidID, entry.latencyUs, entry.tmaxMs, entry.detail, entry.destination,
+                entry.buyerReason?.code, entry.buyerReason?.category, entry.estimate?.ppm,
             ])
         }
         let postStatement = try db.cachedStatement(sql: """
-            INSERT INTO post_attempts (round_id, sequence, buyer_id, price, result, latency_us, reference, detail)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+            INSERT INTO post_attempts (round_id, sequence, buyer_id, price, result, latency_us, reference, detail,
+                                       buyer_reason, buyer_reason_category)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """)
         for (sequence, post) in record.posts.enumerated() {
             try postStatement.execute(arguments: [
                 record.id, sequence + 1, post.buyerID, post.price.units, post.result.rawValue, post.latencyUs, post.reference, post.detail,
+                post.buyerReason?.code, post.buyerReason?.category,
             ])
         }
         if record.contactJSON != nil || record.consentJSON != nil {
@@ -240,6 +244,7 @@ public final class RoundStore: Sendable {
                 ])
         }
         try addCounts(record.capIncrements, in: db)
+        if let rotation = record.rotation { try advanceRotation(campaignID: record.campaignID, to: rotation, in: db) }
         // A final round settles its write-ahead intent, whether or not its post went out.
         if record.phase == .final || !record.posts.isEmpty {
             try db.cachedStatement(sql: "DELETE FROM post_intents WHERE round_id = ?").execute(arguments: [record.id])
@@ -274,13 +279,15 @@ public final class RoundStore: Sendable {
                     StoredRound.StoredBuyer(
                         buyerID: row["buyer_id"], reason: row["reason"], bid: (row["bid"] as Int64?).map(Money.init(units:)),
                         bidID: row["bid_id"], latencyUs: row["latency_us"], tmaxMs: row["tmax_ms"], detail: row["detail"],
-                        destination: row["destination"]
+                        destination: row["destination"], buyerReason: row["buyer_reason"], buyerReasonCategory: row["buyer_reason_category"],
+                        estimate: (row["estimate_ppm"] as Int64?).map(Probability.init(ppm:))
                     )
                 }
                 let posts = try Row.fetchAll(db, sql: "SELECT * FROM post_attempts WHERE round_id = ? ORDER BY sequence", arguments: [id]).map { row in
                     StoredRound.StoredPost(
                         sequence: row["sequence"], buyerID: row["buyer_id"], price: Money(units: row["price"]), result: row["result"],
-                        latencyUs: row["latency_us"], reference: row["reference"], detail: row["detail"]
+                        latencyUs: row["latency_us"], reference: row["reference"], detail: row["detail"],
+                        buyerReason: row["buyer_reason"], buyerReasonCategory: row["buyer_reason_category"]
                     )
                 }
                 let events = try Row.fetchAll(db, sql: "SELECT * FROM call_events WHERE round_id = ? ORDER BY sequence", arguments: [id]).map { row in
@@ -292,7 +299,7 @@ public final class RoundStore: Sendable {
                     status: row["status"], createdAtMs: row["created_at_ms"], tmaxMs: row["tmax_ms"], durationUs: row["duration_us"],
                     winnerID: row["winner_id"], price: (row["price"] as Int64?).map(Money.init(units:)),
                     payout: (row["payout"] as Int64?).map(Money.init(units:)), leadJSON: row["lead_json"], buyers: buyers, posts: posts,
-                    events: events, attributionJSON: row["attribution_json"]
+                    events: events, attributionJSON: row["attribution_json"], source: row["source"]
                 )
             }
         } catch {

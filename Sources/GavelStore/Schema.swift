@@ -175,6 +175,27 @@ enum Schema {
                 ) WITHOUT ROWID;
                 """)
         }
+        migrator.registerMigration("v9-rotations") { db in
+            // Round-robin campaigns: whose turn comes next, written with each round, so the
+            // rotation goes on after a restart.
+            try db.execute(sql: "CREATE TABLE rotations (campaign_id TEXT PRIMARY KEY, next INTEGER NOT NULL) WITHOUT ROWID")
+        }
+        migrator.registerMigration("v8-buyer-reason") { db in
+            try db.execute(sql: """
+                -- The buyer's own words when it declined or rejected (templates map them to a category).
+                ALTER TABLE round_buyers ADD COLUMN buyer_reason TEXT;
+                ALTER TABLE round_buyers ADD COLUMN buyer_reason_category TEXT;
+                ALTER TABLE post_attempts ADD COLUMN buyer_reason TEXT;
+                ALTER TABLE post_attempts ADD COLUMN buyer_reason_category TEXT;
+                -- The seller's traffic source, when it sent one.
+                ALTER TABLE rounds ADD COLUMN source TEXT;
+                """)
+        }
+        migrator.registerMigration("v10-estimates") { db in
+            // Each buyer's chance of paying (post accepted, call converted) in millionths, as
+            // estimated when the round's bidding closed; null for a buyer that took no part.
+            try db.execute(sql: "ALTER TABLE round_buyers ADD COLUMN estimate_ppm INTEGER")
+        }
         return migrator
     }
 }

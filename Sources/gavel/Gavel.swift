@@ -2,6 +2,8 @@ import ArgumentParser
 import Foundation
 import GavelConfig
 import GavelCore
+import GavelExchange
+import GavelPing
 import GavelServer
 import GavelStore
 import Logging
@@ -13,7 +15,7 @@ struct Gavel: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gavel",
         abstract: "A real-time ping-post auction exchange for leads and calls.",
-        subcommands: [Serve.self, Validate.self]
+        subcommands: [Serve.self, Validate.self, TryBuyer.self]
     )
 }
 
@@ -116,6 +118,67 @@ struct Validate: ParsableCommand {
             print(ConfigLoader.summary(of: loaded))
         } catch {
             for problem in error.problems { print(problem.description) }
+            throw ExitCode(1)
+        }
+    }
+}
+
+struct TryBuyer: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "try-buyer",
+        abstract: "Send one sample ping (and with --post a post) to a buyer; print the request, the answer and how Gavel read it.",
+        discussion: """
+            A ping never carries personal data. --post sends the sample lead (or --lead FILE) to the buyer's \
+            post.test_url; a buyer without one is refused unless --live is given.
+            """
+    )
+
+    @Argument(help: "The buyer's id.")
+    var buyer: String
+
+    @Option(help: "The config directory.")
+    var config = "buyer-configs"
+
+    @Option(help: "A seller request body to use (as for POST /v1/leads, or POST /v1/calls for a call buyer).")
+    var lead: String?
+
+    @Flag(help: "Also post the lead to the buyer's post.test_url.")
+    var post = false
+
+    @Flag(help: "With --post: post to the live post.url when the buyer has no test_url.")
+    var live = false
+
+    @Option(help: "Milliseconds to wait for each answer (default: the endpoint's timeout_ms).")
+    var timeoutMs: Int?
+
+    func validate() throws {
+        if live && !post { throw ValidationError("--live only goes with --post") }
+        if let timeoutMs, !(1...60_000).contains(timeoutMs) { throw ValidationError("--timeout-ms must be between 1 and 60000") }
+    }
+
+    func run() async throws {
+        let loaded: ExchangeConfig
+        do { loaded = try ConfigLoader.load(directory: config) } catch {
+            for problem in error.problems { print(problem.description) }
+            throw ExitCode(1)
+        }
+        var requestJSON: String?
+        if let lead {
+            guard let data = FileManager.default.contents(atPath: lead) else {
+                FileHandle.standardError.write(Data("gavel try-buyer: cannot read \(lead)\n".utf8))
+                throw ExitCode(1)
+            }
+            requestJSON = String(decoding: data, as: UTF8.self)
+        }
+        let engine = CurlMultiEngine()
+        defer { engine.shutdown() }
+        engine.prepare(urls: [loaded.buyer(id: buyer)?.ping?.url, loaded.buyer(id: buyer)?.post?.url, loaded.buyer(id: buyer)?.post?.testURL].compactMap { $0 })
+        do {
+            let report = try await BuyerTrial(config: loaded, engine: engine)
+                .run(buyerID: buyer, options: .init(requestJSON: requestJSON, post: post, live: live, timeoutMs: timeoutMs))
+            print(report, terminator: "")
+        } catch {
+            FileHandle.standardError.write(Data("gavel try-buyer: \(error)\n".utf8))
             throw ExitCode(1)
         }
     }

@@ -10,10 +10,12 @@ public struct RankedBid: Sendable, Hashable, Codable {
     /// Call bids: where to send the caller, and the least billable duration.
     public var destination: String?
     public var minDurationS: Int?
+    /// The buyer's chance of paying when it wins (`OutcomeEstimator`); nil counts as certain.
+    public var estimate: Probability?
 
     public init(
         buyerID: String, price: Money, bidID: String? = nil, priority: Int = 0, weight: Int = 1,
-        expiresInS: Int? = nil, destination: String? = nil, minDurationS: Int? = nil
+        expiresInS: Int? = nil, destination: String? = nil, minDurationS: Int? = nil, estimate: Probability? = nil
     ) {
         self.buyerID = buyerID
         self.price = price
@@ -23,6 +25,7 @@ public struct RankedBid: Sendable, Hashable, Codable {
         self.expiresInS = expiresInS
         self.destination = destination
         self.minDurationS = minDurationS
+        self.estimate = estimate
     }
 
     /// When the bid expires (ms since the epoch), counted from when bidding closed. Saturating:
@@ -51,35 +54,39 @@ public enum Ranking {
     }
 
     /// - Parameters:
+    ///   - rankBy: the order of the bids that the method does not place itself (all of them for
+    ///     `auction`, ties of priority, the bidders after the round-robin or weighted first choice).
     ///   - rotation: round-robin counter of the campaign; which bidder goes first.
     ///   - randomUnit: a number in `0..<1` for the weighted draw.
     public static func rank(
-        _ bids: [RankedBid], method: DistributionMethod, rotation: Int = 0, randomUnit: Double = 0
+        _ bids: [RankedBid], method: DistributionMethod, rankBy: RankBy = .price, rotation: Int = 0, randomUnit: Double = 0
     ) -> [RankedBid] {
-        let byPrice = bids.sorted(by: byPrice)
+        let order = ordering(rankBy)
+        let ordered = bids.sorted(by: order)
         switch method {
         case .auction:
-            return byPrice
-        case .priority:
+            return ordered
+        // A waterfall round ranks one tier (equal priority) at a time; given several, tiers go first.
+        case .priority, .waterfall:
             return bids.sorted { lhs, rhs in
-                lhs.priority != rhs.priority ? lhs.priority > rhs.priority : Ranking.byPrice(lhs, rhs)
+                lhs.priority != rhs.priority ? lhs.priority > rhs.priority : order(lhs, rhs)
             }
         case .roundRobin:
             // Rotate over buyer ids so that the turn order does not depend on the prices bid.
             let byID = bids.sorted { $0.buyerID < $1.buyerID }
             guard !byID.isEmpty else { return [] }
             let first = byID[((rotation % byID.count) + byID.count) % byID.count]
-            return [first] + byPrice.filter { $0.buyerID != first.buyerID }
+            return [first] + ordered.filter { $0.buyerID != first.buyerID }
         case .weighted:
             let byID = bids.sorted { $0.buyerID < $1.buyerID }
             let total = byID.reduce(0) { $0 + max(0, $1.weight) }
-            guard total > 0 else { return byPrice }
+            guard total > 0 else { return ordered }
             var target = Int(Double(total) * min(max(randomUnit, 0), 0.999_999_999))
             for bid in byID {
                 target -= max(0, bid.weight)
-                if target < 0 { return [bid] + byPrice.filter { $0.buyerID != bid.buyerID } }
+                if target < 0 { return [bid] + ordered.filter { $0.buyerID != bid.buyerID } }
             }
-            return byPrice
+            return ordered
         }
     }
 }

@@ -47,6 +47,9 @@ public enum ReasonCode: String, Sendable, Hashable, CaseIterable, Codable {
     /// Won, and the post was sent, but the exchange stopped before recording the buyer's answer:
     /// the buyer may have the lead, so the round is final and never sold again.
     case postUnknown = "post_unknown"
+    /// Waterfall: its tier was never pinged, because a higher tier sold (or holds the bids of a
+    /// ping), or too little of the budget was left; the detail says which.
+    case notPinged = "not_pinged"
 
     /// Whether the buyer was excluded before any ping.
     public var isExclusion: Bool {

@@ -23,7 +23,14 @@ public struct Buyer: Sendable, Hashable {
     public var paused: Bool
     /// Days within which the same contact is not sold to this buyer again; 0 disables.
     public var duplicateWindowDays: Int
-    public var response: ResponseMapping
+    /// Native answers: where the JSON puts each value (the `response:` mapping).
+    public var response: ResponseMapping {
+        didSet { if codec.isNative { codec = .native(response) } }
+    }
+    /// Writes this buyer's requests and reads its answers; built once per config snapshot.
+    public var codec: AnyBuyerCodec
+    /// Signs every ping and post with `Gavel-Signature` (CONTRACT v2) when set.
+    public var signingSecret: String?
     /// Pings per second this buyer takes (per-ping fees); over it the buyer is `capped` for the round.
     public var pingRateLimit: RateLimit?
 
@@ -31,8 +38,11 @@ public struct Buyer: Sendable, Hashable {
         id: String, campaigns: [String], verticals: Set<String> = [], ping: Endpoint?, post: Endpoint?,
         destination: String? = nil, minDurationS: Int? = nil, fixedPrice: Money? = nil, filters: BuyerFilters = BuyerFilters(), caps: BuyerCaps = BuyerCaps(),
         floor: Money = .zero, priority: Int = 0, weight: Int = 1, paused: Bool = false, duplicateWindowDays: Int = 0,
-        response: ResponseMapping = ResponseMapping(), pingRateLimit: RateLimit? = nil
+        response: ResponseMapping = ResponseMapping(), pingRateLimit: RateLimit? = nil,
+        codec: AnyBuyerCodec? = nil, signingSecret: String? = nil
     ) {
+        self.codec = codec ?? .native(response)
+        self.signingSecret = signingSecret
         self.id = id
         self.campaigns = campaigns
         self.verticals = verticals
@@ -59,11 +69,14 @@ public struct Endpoint: Sendable, Hashable {
     public var timeoutMs: Int
     /// Extra request headers, such as authentication; values already have `${ENV}` expanded.
     public var headers: [String: String]
+    /// Posts only: the buyer's test endpoint, where `gavel try-buyer --post` sends a sample lead.
+    public var testURL: String?
 
-    public init(url: String, timeoutMs: Int = 1000, headers: [String: String] = [:]) {
+    public init(url: String, timeoutMs: Int = 1000, headers: [String: String] = [:], testURL: String? = nil) {
         self.url = url
         self.timeoutMs = timeoutMs
         self.headers = headers
+        self.testURL = testURL
     }
 }
 

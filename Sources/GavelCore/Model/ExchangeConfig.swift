@@ -12,8 +12,12 @@ public struct ExchangeConfig: Sendable {
     /// Buyers considered for each campaign, in config order (sorted by id).
     public let buyersByCampaign: [String: [Buyer]]
     private let buyersByID: [String: Buyer]
+    /// The priors of the buyers' outcome estimates by kind (`ev_prior` in `campaigns.yaml`);
+    /// `OutcomePrior.default` for a kind not set.
+    public var outcomePriors: [AuctionKind: OutcomePrior]
 
-    public init(campaigns: [Campaign], sellers: [Seller], buyers: [Buyer]) {
+    public init(campaigns: [Campaign], sellers: [Seller], buyers: [Buyer], outcomePriors: [AuctionKind: OutcomePrior] = [:]) {
+        self.outcomePriors = outcomePriors
         self.campaigns = Dictionary(campaigns.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
         self.sellers = sellers
         self.buyers = buyers.sorted { $0.id < $1.id }
@@ -34,6 +38,9 @@ public struct ExchangeConfig: Sendable {
     }
 
     public func buyer(id: String) -> Buyer? { buyersByID[id] }
+
+    /// The prior of the outcome estimates of this kind (lead: post accepted; call: converted).
+    public func outcomePrior(_ kind: AuctionKind) -> OutcomePrior { outcomePriors[kind] ?? .default }
 }
 
 /// Lead or call.
@@ -52,6 +59,10 @@ public enum DistributionMethod: String, Sendable, Hashable, CaseIterable {
     case roundRobin = "round_robin"
     /// Random first choice, weighted by the buyers' `weight`.
     case weighted
+    /// A ping tree: buyers of equal `priority` form a tier, highest first. A tier is pinged only
+    /// when the tiers above it produced no acceptable bid or every post to them failed, with the
+    /// time then left of the round's one budget; within a tier, highest bid first.
+    case waterfall
 }
 
 /// What the seller earns when a lead or call sells.
@@ -78,6 +89,9 @@ public struct Campaign: Sendable, Hashable {
     public var kind: AuctionKind
     public var vertical: String
     public var distribution: DistributionMethod
+    /// How bids are ordered within the distribution method (`rank_by`, with `ev_fallback`): by
+    /// price (the default) or by expected revenue from the buyers' outcome estimates.
+    public var rankBy: RankBy
     /// The whole budget of a round, from request arrival to the answer.
     public var tmaxMs: Int
     /// How much of the budget the ping phase may use; the rest is for posts.
@@ -99,12 +113,13 @@ public struct Campaign: Sendable, Hashable {
         id: String, kind: AuctionKind = .lead, vertical: String, distribution: DistributionMethod = .auction,
         tmaxMs: Int = 1000, pingTimeoutMs: Int? = nil, floor: Money = .zero, payout: PayoutRule = .share(basisPoints: 7000),
         requiredFields: [String] = [], bidHoldS: Int = 60, maxCallS: Int = 3600, tracking: TrackingNumbers? = nil,
-        maxBid: Money = Campaign.defaultMaxBid
+        maxBid: Money = Campaign.defaultMaxBid, rankBy: RankBy = .price
     ) {
         self.id = id
         self.kind = kind
         self.vertical = vertical
         self.distribution = distribution
+        self.rankBy = rankBy
         self.tmaxMs = tmaxMs
         self.pingTimeoutMs = pingTimeoutMs ?? max(1, tmaxMs * 6 / 10)
         self.floor = floor

@@ -15,6 +15,7 @@ enum LiveSnapshots {
         var contactHash: String?
         var createdAtMs: Int64
         var tmaxMs: Int
+        var source: String?
 
         init(_ context: RoundContext) {
             auctionID = context.auctionID
@@ -24,6 +25,7 @@ enum LiveSnapshots {
             contactHash = context.contactHash
             createdAtMs = context.createdAtMs
             tmaxMs = context.tmaxMs
+            source = context.source
         }
 
         /// The context again, on today's config; nil when its campaign or seller is gone.
@@ -32,7 +34,8 @@ enum LiveSnapshots {
                   let lead = (try? JSONValue.parse(Array(leadJSON.utf8)))?.objectValue
             else { return nil }
             return RoundContext(auctionID: auctionID, config: config, campaign: campaign, seller: seller, lead: lead, contact: nil,
-                                consent: consent, contactHash: contactHash, arrival: .now, tmaxMs: tmaxMs, createdAtMs: createdAtMs)
+                                consent: consent, contactHash: contactHash, arrival: .now, tmaxMs: tmaxMs, createdAtMs: createdAtMs,
+                                source: source)
         }
     }
 

@@ -11,6 +11,8 @@ struct RoundContext: Sendable {
     let contact: JSONObject?
     let consent: JSONObject?
     let contactHash: String?
+    /// The seller's traffic source (`source` of the request), for buyers' templates and reports.
+    let source: String?
     /// When the request arrived, and when its answer is due.
     let arrival: ContinuousClock.Instant
     /// When the exchange took the round up (the request read and checked): admission measures
@@ -26,8 +28,9 @@ struct RoundContext: Sendable {
 
     init(auctionID: String, config: ExchangeConfig, campaign: Campaign, seller: Seller, lead: JSONObject,
          contact: JSONObject?, consent: JSONObject?, contactHash: String?, arrival: ContinuousClock.Instant, tmaxMs: Int,
-         ticket: IdempotencyTicket? = nil, createdAtMs: Int64? = nil) {
+         ticket: IdempotencyTicket? = nil, createdAtMs: Int64? = nil, source: String? = nil) {
         self.ticket = ticket
+        self.source = source
         self.auctionID = auctionID
         self.config = config
         self.campaign = campaign
@@ -57,6 +60,14 @@ struct RoundContext: Sendable {
 
     /// Past the budget, the answer may be this late for a commit (CONTRACT: "plus a few milliseconds").
     static let storeGraceMs = 5
+
+    /// Waterfall: how long a lower tier's pings may take when `remainingMs` are left: the
+    /// campaign's ping share of it (`ping_timeout_ms` / `tmax_ms`, at most `ping_timeout_ms`), so
+    /// each tier leaves its posts the same share, and never so much that no post would fit after.
+    func tierPingMs(remainingMs: Int, minimumPostMs: Int) -> Int {
+        let share = remainingMs * campaign.pingTimeoutMs / max(campaign.tmaxMs, 1)
+        return max(1, min(campaign.pingTimeoutMs, share, remainingMs - minimumPostMs))
+    }
 
     var elapsedUs: Int {
         let (seconds, attoseconds) = arrival.duration(to: .now).components

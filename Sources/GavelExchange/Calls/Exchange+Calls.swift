@@ -147,6 +147,10 @@ extension Exchange {
         }
         if let (slot, how) = freed { await ledger.endCall(slot, how: how) }
         await calls.checkIn(callID, session: next.lifecycle.isLive ? next : nil)
+        // Counted once committed, so a retried event is not counted twice.
+        if event.kind == .completed, let bid = next.lifecycle.current {
+            recordCallOutcome(converted: next.lifecycle.ending == .converted, buyerID: bid.buyerID, context: next.context)
+        }
         if next.lifecycle.ending == .converted, let bid = next.lifecycle.current {
             metrics.revenue.increment(by: bid.price.units)
             metrics.payout.increment(by: outcome.payout.units)

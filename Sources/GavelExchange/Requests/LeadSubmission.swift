@@ -9,6 +9,9 @@ public struct LeadSubmission: Sendable {
     public var contact: JSONObject?
     public var consent: JSONObject?
     public var tmaxMs: Int
+    /// The seller's traffic source (a publisher, a sub-id), up to 100 characters: templates may
+    /// send it to buyers (`{{round.source}}`) and reports group by it.
+    public var source: String?
 
     public enum Shape: Sendable {
         /// `POST /v1/leads`: full lead with contact.
@@ -20,7 +23,7 @@ public struct LeadSubmission: Sendable {
     /// Parses and validates `body` for `seller`. Every rejection names the field.
     public static func parse(_ body: [UInt8], shape: Shape, seller: Seller, config: ExchangeConfig) throws(RequestError) -> LeadSubmission {
         let object = try jsonObject(body)
-        let allowed: Set<String> = shape == .fullLead ? ["campaign", "lead", "contact", "consent", "tmax_ms"] : ["campaign", "lead", "consent", "tmax_ms"]
+        let allowed: Set<String> = shape == .fullLead ? ["campaign", "lead", "contact", "consent", "tmax_ms", "source"] : ["campaign", "lead", "consent", "tmax_ms", "source"]
         for key in object.keys where !allowed.contains(key) {
             if key == "contact" {
                 throw .invalid("contact", "a ping carries no personal data: send contact with POST /v1/posts", code: "pii_in_ping")
@@ -33,7 +36,7 @@ public struct LeadSubmission: Sendable {
         if shape == .fullLead { contact = try contactFields(object["contact"], field: "contact") }
         let consent = try consentFields(object["consent"])
         let tmax = try tmaxMs(object["tmax_ms"], campaign: campaign)
-        return LeadSubmission(campaign: campaign, lead: lead, contact: contact, consent: consent, tmaxMs: tmax)
+        return LeadSubmission(campaign: campaign, lead: lead, contact: contact, consent: consent, tmaxMs: tmax, source: try source(object["source"]))
     }
 
     /// The request body as a JSON object, or a 400 saying why not.
@@ -47,6 +50,15 @@ public struct LeadSubmission: Sendable {
             throw RequestError(status: 400, code: "invalid_json", message: "the request body must be a JSON object")
         }
         return object
+    }
+
+    static func source(_ value: JSONValue?) throws(RequestError) -> String? {
+        guard let value, !value.isNull else { return nil }
+        guard let text = value.stringValue, (1...100).contains(text.count),
+              text.unicodeScalars.allSatisfy({ $0.value >= 0x20 && $0.value != 0x7F }) else {
+            throw .invalid("source", "must be text of 1 to 100 printable characters")
+        }
+        return text
     }
 
     static func campaign(_ object: JSONObject, seller: Seller, config: ExchangeConfig, kind: AuctionKind) throws(RequestError) -> Campaign {

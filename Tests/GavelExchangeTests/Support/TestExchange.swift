@@ -21,7 +21,16 @@ final class TestExchange: @unchecked Sendable {
         var campaign = "autos"
         /// A fixed-price buyer: no ping.
         var fixedPrice: String?
+        /// The whole buyer file, written as is (buyers on their own wire format, `template:`).
+        var file: String?
     }
+
+    /// A buyer whose file the test writes itself.
+    static func buyerFile(_ id: String, _ file: String) -> BuyerSpec { BuyerSpec(id: id, file: file) }
+
+    /// The repository's config directory (`buyer-configs/`): its templates are copied into each test's config.
+    static let repositoryConfig = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("buyer-configs")
 
     static let sellerKey = "test-key-seller-one"
     static let otherSellerKey = "test-key-seller-two"
@@ -59,7 +68,13 @@ final class TestExchange: @unchecked Sendable {
               - {id: seller-one, api_key: \(TestExchange.sellerKey), campaigns: [autos, tort, tiny, calls]\(sellerRateLimit.map { ", rate_limit: \($0)" } ?? "")}
               - {id: seller-two, api_key: \(TestExchange.otherSellerKey), campaigns: [autos]}
             """.write(to: configDirectory.appendingPathComponent("sellers.yaml"), atomically: true, encoding: .utf8)
+        try? FileManager.default.copyItem(at: TestExchange.repositoryConfig.appendingPathComponent("templates"),
+                                          to: configDirectory.appendingPathComponent("templates"))
         for buyer in buyers {
+            if let file = buyer.file {
+                try file.write(to: configDirectory.appendingPathComponent("buyers/\(buyer.id).yaml"), atomically: true, encoding: .utf8)
+                continue
+            }
             let ping = buyer.pingURL ?? fleet.pingURL(for: buyer.id)
             var lines = ["id: \(buyer.id)", "campaigns: [\(buyer.campaign)]"]
             if let price = buyer.fixedPrice {
