@@ -106,7 +106,8 @@ extension ConfigLoader {
     /// A request template when the endpoint uses any of method, query, body or templated headers; else nil (native).
     static func readRequest(_ endpoint: YAMLField, maps: [String: [String: String]]) -> RequestTemplate? {
         let headers = endpoint.child("headers")
-        let templatedHeaders = headers.stringMap().values.contains { $0.contains("{{") }
+        // Read raw, not through `string()`: that would report an unset ${VARIABLE} a second time.
+        let templatedHeaders = headers.node?.mapping?.values.contains { $0.string?.contains("{{") ?? false } ?? false
         guard endpoint.child("method").isPresent || endpoint.child("query").isPresent || endpoint.child("body").isPresent || templatedHeaders,
               let url = endpoint.child("url").string()
         else { return nil }
