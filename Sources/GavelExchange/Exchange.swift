@@ -168,6 +168,7 @@ public final class Exchange: Sendable {
     public func reload(_ config: ExchangeConfig) {
         currentConfig.withLock { $0 = config }
         engine.prepare(urls: Exchange.buyerURLs(config))
+        estimates.republish(prior: config.outcomePrior)
     }
 
     // MARK: Seller entry points

@@ -149,6 +149,11 @@ struct ExpectedValueTests {
         estimates.recordReturn(buyerID: "picky", kind: .call, prior: prior)
         #expect(estimates.counts(buyerID: "picky", kind: .call) == OutcomeCounts(trials: 1, successes: 0))
         #expect(metrics.value("gavel_buyer_outcome_rate", buyer: "picky", kind: "call") == 0.8)
+        // A reload with other priors publishes every estimate again.
+        estimates.republish(prior: { kind in kind == .lead ? OutcomePrior(rate: .zero, weight: 0) : prior })
+        #expect(metrics.value("gavel_buyer_outcome_rate", buyer: "old", kind: "lead") == 0)
+        #expect(metrics.value("gavel_buyer_outcome_rate", buyer: "picky", kind: "lead") == 0)
+        #expect(metrics.value("gavel_buyer_outcome_rate", buyer: "picky", kind: "call") == 0.8)
     }
 }
 

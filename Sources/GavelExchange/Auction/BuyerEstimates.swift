@@ -88,6 +88,14 @@ public final class BuyerEstimates: Sendable {
         for (key, gauges, counts) in published { publish(counts, to: gauges, prior: prior(key.kind)) }
     }
 
+    /// Publishes every buyer's estimate again under new priors (a config reload).
+    public func republish(prior: (AuctionKind) -> OutcomePrior) {
+        let published = state.withLock { state in
+            state.gauges.map { key, gauges in (key, gauges, state.estimator.counts(buyerID: key.buyerID, kind: key.kind)) }
+        }
+        for (key, gauges, counts) in published { publish(counts, to: gauges, prior: prior(key.kind)) }
+    }
+
     private static func gauges(for key: OutcomeEstimator.Key, in state: inout State, factory: any MetricsFactory) -> Gauges {
         if let gauges = state.gauges[key] { return gauges }
         let dimensions = [("buyer", key.buyerID), ("kind", key.kind.rawValue)]
