@@ -91,7 +91,7 @@ let package = Package(
         ], path: "LoadTests/gavel-buyers"),
         // Open-loop load generator and raw libcurl fan-out baseline.
         .executableTarget(name: "gavel-load", dependencies: [
-            "GavelPing", "GavelCore",
+            "GavelPing", "GavelCore", "GavelConfig",
             .product(name: "Histogram", package: "hdrhistogram-swift"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "LoadTests/gavel-load"),

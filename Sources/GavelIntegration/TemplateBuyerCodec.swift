@@ -53,7 +53,7 @@ public struct TemplateBuyerCodec: BuyerCodec, Hashable {
 
     public func pingRequest(_ input: PingInput, endpoint: Endpoint) -> BuyerRequest {
         guard let template = spec.ping else { return native.pingRequest(input, endpoint: endpoint) }
-        return template.render(RenderScope(ping: input)) {
+        return template.render(RenderScope(ping: input), url: endpoint.url) {
             (input.nativeTemplate ?? BuyerProtocol.PingTemplate(
                 auctionID: input.auctionID, campaign: input.campaign, lead: input.lead, caller: input.caller, consent: input.consent)
             ).body(tmaxMs: input.tmaxMs)
@@ -67,7 +67,7 @@ public struct TemplateBuyerCodec: BuyerCodec, Hashable {
 
     public func postRequest(_ input: PostInput, endpoint: Endpoint) -> BuyerRequest {
         guard let template = spec.post else { return native.postRequest(input, endpoint: endpoint) }
-        return template.render(RenderScope(post: input)) {
+        return template.render(RenderScope(post: input), url: endpoint.url) {
             BuyerProtocol.postBody(auctionID: input.auctionID, bid: input.bid, lead: input.lead, contact: input.contact, consent: input.consent)
         }
     }

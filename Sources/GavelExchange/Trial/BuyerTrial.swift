@@ -99,6 +99,18 @@ public struct BuyerTrial: Sendable {
             source = submission.source
         }
         report.line("buyer \(buyer.id) (codec: \(buyer.codec.codec.name)), campaign \(campaign.id) (\(campaign.kind.rawValue))")
+        // Refused before anything is sent: a post the operator did not mean must not half-happen.
+        var postEndpoint: Endpoint?
+        if options.post {
+            guard campaign.kind == .lead else { throw Failure("call buyers take the caller by transfer: there is no post to try") }
+            guard var endpoint = buyer.post else { throw Failure("buyer \(buyer.id) has no post endpoint") }
+            if let testURL = endpoint.testURL {
+                endpoint.url = testURL
+            } else if !options.live {
+                throw Failure("buyer \(buyer.id) has no post.test_url: refusing to post a sample lead to its live endpoint (add --live to do it anyway)")
+            }
+            postEndpoint = endpoint
+        }
 
         var bid: RankedBid?
         var kept: [String: String] = [:]
@@ -138,19 +150,16 @@ public struct BuyerTrial: Sendable {
             for (name, value) in kept.sorted(by: { $0.key < $1.key }) { report.line("kept for the post: ping.\(name) = \(value)") }
         }
 
-        guard options.post else {
+        guard let endpoint = postEndpoint else {
             report.line("")
-            report.line("(no post sent: add --post to send the sample lead to the buyer's post.test_url)")
+            report.line(campaign.kind == .lead ? "(no post sent: add --post to send the sample lead to the buyer's post.test_url)" : "(calls have no post)")
             return report.text
         }
-        guard campaign.kind == .lead else { throw Failure("call buyers take the caller by transfer: there is no post to try") }
-        guard var endpoint = buyer.post else { throw Failure("buyer \(buyer.id) has no post endpoint") }
-        if let testURL = endpoint.testURL {
-            endpoint.url = testURL
-        } else if !options.live {
-            throw Failure("buyer \(buyer.id) has no post.test_url: refusing to post a sample lead to its live endpoint (add --live to do it anyway)")
+        guard let bid else {
+            report.line("")
+            report.line("(no post sent: the ping gave no valid bid)")
+            return report.text
         }
-        guard let bid else { throw Failure("the ping gave no valid bid: nothing to post") }
         let input = PostInput(auctionID: auctionID, campaign: campaign, bid: bid, lead: lead, contact: contact, consent: consent,
                               source: source, kept: kept, tmaxMs: endpoint.timeoutMs, nowMs: nowMs)
         let request = buyer.codec.codec.postRequest(input, endpoint: endpoint)

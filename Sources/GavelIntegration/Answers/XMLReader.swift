@@ -56,17 +56,21 @@ enum XMLReader {
 
         var atEnd: Bool { index >= bytes.count }
 
-        func peek(_ text: String) -> Bool {
-            let pattern = Array(text.utf8)
-            guard index + pattern.count <= bytes.count else { return false }
-            return bytes[index..<(index + pattern.count)].elementsEqual(pattern)
+        /// Whether the bytes at `index` are `text` (a literal: no allocation per call).
+        func peek(_ text: StaticString) -> Bool {
+            let count = text.utf8CodeUnitCount
+            guard index + count <= bytes.count else { return false }
+            return text.withUTF8Buffer { pattern in
+                for offset in 0..<count where bytes[index + offset] != pattern[offset] { return false }
+                return true
+            }
         }
 
-        mutating func skip(past text: String) throws(Failure) {
-            let pattern = Array(text.utf8)
-            while index + pattern.count <= bytes.count {
-                if bytes[index..<(index + pattern.count)].elementsEqual(pattern) {
-                    index += pattern.count
+        mutating func skip(past text: StaticString) throws(Failure) {
+            let count = text.utf8CodeUnitCount
+            while index + count <= bytes.count {
+                if peek(text) {
+                    index += count
                     return
                 }
                 index += 1
@@ -75,7 +79,7 @@ enum XMLReader {
         }
 
         mutating func skipSpace() {
-            while !atEnd, [0x20, 0x09, 0x0A, 0x0D].contains(bytes[index]) { index += 1 }
+            while !atEnd, bytes[index] == 0x20 || bytes[index] == 0x09 || bytes[index] == 0x0A || bytes[index] == 0x0D { index += 1 }
         }
 
         /// Declarations, comments and processing instructions outside the root.
@@ -90,7 +94,7 @@ enum XMLReader {
         }
 
         mutating func document() throws(Failure) -> JSONValue {
-            if peek("\u{FEFF}") { index += 3 }
+            if peek("\u{FEFF}") { index += 3 }  // a byte order mark
             try skipMisc()
             guard peek("<") else { throw fail("expected the root element") }
             let root = try element(depth: 0)
@@ -104,14 +108,19 @@ enum XMLReader {
         mutating func name() throws(Failure) -> String {
             let start = index
             while !atEnd {
-                let byte = bytes[index]
-                if [0x20, 0x09, 0x0A, 0x0D, UInt8(ascii: ">"), UInt8(ascii: "/"), UInt8(ascii: "="), UInt8(ascii: "<")].contains(byte) { break }
-                index += 1
+                switch bytes[index] {
+                case 0x20, 0x09, 0x0A, 0x0D, UInt8(ascii: ">"), UInt8(ascii: "/"), UInt8(ascii: "="), UInt8(ascii: "<"): break
+                default:
+                    index += 1
+                    continue
+                }
+                break
             }
             guard index > start, index - start <= 256 else { throw fail("expected a name") }
             let full = String(decoding: bytes[start..<index], as: UTF8.self)
             // Namespace prefixes are dropped: paths name elements by their local names.
-            return full.split(separator: ":").last.map(String.init) ?? full
+            guard let colon = full.lastIndex(of: ":") else { return full }
+            return String(full[full.index(after: colon)...])
         }
 
         mutating func element(depth: Int) throws(Failure) -> Element {
@@ -129,7 +138,7 @@ enum XMLReader {
                     index += 1
                     break
                 }
-                let rawName = String(decoding: bytes[index..<min(bytes.count, index + 5)], as: UTF8.self)
+                let isNamespace = peek("xmlns")
                 let attribute = try name()
                 skipSpace()
                 guard peek("=") else { throw fail("attribute \(attribute) has no value") }
@@ -143,7 +152,7 @@ enum XMLReader {
                 guard !atEnd else { throw fail("unterminated attribute value") }
                 let value = try XMLReader.decodeText(bytes[start..<index], at: start)
                 index += 1
-                if !rawName.hasPrefix("xmlns") { element.attributes.append((attribute, value)) }
+                if !isNamespace { element.attributes.append((attribute, value)) }
             }
             while true {
                 guard !atEnd else { throw fail("element \(element.name) is not closed") }

@@ -116,8 +116,9 @@ public struct RequestTemplate: Sendable, Hashable {
     }
 
     /// The request, with every value escaped for where it goes. `native` renders Gavel's own body.
-    func render(_ scope: RenderScope, native: () -> String) -> BuyerRequest {
-        var url = self.url
+    /// `url` is the endpoint's (a post's `test_url` under `gavel try-buyer`); the template's own by default.
+    func render(_ scope: RenderScope, url endpointURL: String? = nil, native: () -> String) -> BuyerRequest {
+        var url = endpointURL ?? self.url
         var pairs: [String] = []
         for item in query {
             guard let text = item.value.renderText(scope) else { continue }

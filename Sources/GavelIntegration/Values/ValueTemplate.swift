@@ -161,38 +161,56 @@ struct RenderScope {
     var contact: JSONObject?
     var caller: JSONObject?
     var consent: JSONObject?
-    var round: [String: JSONValue]
     var kept: [String: String]
+    // Round values, made into JSON only when a template asks for them.
+    let auctionID: String
+    let campaign: Campaign
+    let tmaxMs: Int
+    let source: String?
+    let nowMs: Int64
+    var price: Money?
+    var bidID: String?
 
     init(ping input: PingInput) {
         lead = input.lead
         caller = input.caller
         consent = input.consent
-        round = RenderScope.roundValues(auctionID: input.auctionID, campaign: input.campaign, tmaxMs: input.tmaxMs,
-                                        source: input.source, nowMs: input.nowMs)
         kept = [:]
+        auctionID = input.auctionID
+        campaign = input.campaign
+        tmaxMs = input.tmaxMs
+        source = input.source
+        nowMs = input.nowMs
     }
 
     init(post input: PostInput) {
         lead = input.lead
         contact = input.contact
         consent = input.consent
-        round = RenderScope.roundValues(auctionID: input.auctionID, campaign: input.campaign, tmaxMs: input.tmaxMs,
-                                        source: input.source, nowMs: input.nowMs)
-        round["price"] = JSONValue(input.bid.price)
-        if let bidID = input.bid.bidID { round["bid_id"] = .string(bidID) }
         kept = input.kept
         if let bidID = input.bid.bidID, kept["bid_id"] == nil { kept["bid_id"] = bidID }
+        auctionID = input.auctionID
+        campaign = input.campaign
+        tmaxMs = input.tmaxMs
+        source = input.source
+        nowMs = input.nowMs
+        price = input.bid.price
+        bidID = input.bid.bidID
     }
 
-    private static func roundValues(auctionID: String, campaign: Campaign, tmaxMs: Int, source: String?, nowMs: Int64) -> [String: JSONValue] {
-        var values: [String: JSONValue] = [
-            "auction_id": .string(auctionID), "campaign": .string(campaign.id), "vertical": .string(campaign.vertical),
-            "kind": .string(campaign.kind.rawValue), "tmax_ms": .number(String(tmaxMs)),
-            "now": .string(DateText.rfc3339(unixMs: nowMs)),
-        ]
-        if let source { values["source"] = .string(source) }
-        return values
+    func roundValue(_ key: String) -> JSONValue? {
+        switch key {
+        case "auction_id": return .string(auctionID)
+        case "campaign": return .string(campaign.id)
+        case "vertical": return .string(campaign.vertical)
+        case "kind": return .string(campaign.kind.rawValue)
+        case "tmax_ms": return .number(String(tmaxMs))
+        case "now": return .string(DateText.rfc3339(unixMs: nowMs))
+        case "source": return source.map(JSONValue.string)
+        case "price": return price.map(JSONValue.init)
+        case "bid_id": return bidID.map(JSONValue.string)
+        default: return nil
+        }
     }
 
     func resolve(_ reference: ValueTemplate.Reference) -> JSONValue? {
@@ -202,7 +220,7 @@ struct RenderScope {
         case .contact: value = contact.map(JSONValue.object)
         case .caller: value = caller.map(JSONValue.object)
         case .consent: value = consent.map(JSONValue.object)
-        case .round: value = reference.path.first.flatMap { round[$0] }
+        case .round: value = reference.path.first.flatMap(roundValue)
         case .ping: value = reference.path.first.flatMap { kept[$0] }.map(JSONValue.string)
         }
         if reference.source != .round && reference.source != .ping {
