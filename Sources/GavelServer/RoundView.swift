@@ -19,6 +19,7 @@ enum RoundView {
         object["price"] = round.price.map(JSONValue.init) ?? .null
         object["payout"] = JSONValue(round.payout ?? .zero)
         object["lead"] = (try? JSONValue.parse(round.leadJSON)) ?? .null
+        if let source = round.source { object["source"] = .string(source) }
         object["buyers"] = .array(round.buyers.map { buyer in
             var entry = JSONObject()
             entry["buyer"] = .string(buyer.buyerID)

@@ -54,7 +54,7 @@ public struct LeadSubmission: Sendable {
 
     static func source(_ value: JSONValue?) throws(RequestError) -> String? {
         guard let value, !value.isNull else { return nil }
-        guard let text = value.stringValue, (1...100).contains(text.count),
+        guard let text = value.stringValue, (1...100).contains(text.unicodeScalars.count),
               text.unicodeScalars.allSatisfy({ $0.value >= 0x20 && $0.value != 0x7F }) else {
             throw .invalid("source", "must be text of 1 to 100 printable characters")
         }
