@@ -137,14 +137,16 @@ public struct RequestTemplate: Sendable, Hashable {
             body = Array(value.serialized.utf8)
             headers.append(.init("Content-Type", contentType ?? "application/json"))
         case .form:
-            var fields: [String] = []
+            body.reserveCapacity(256)
             if case .fields(let list)? = self.body {
                 for field in list {
                     guard case .value(let value) = field.node, let text = value.renderText(scope) else { continue }
-                    fields.append(FormText.encode(field.name) + "=" + FormText.encode(text))
+                    if !body.isEmpty { body.append(UInt8(ascii: "&")) }
+                    FormText.append(field.name, to: &body)
+                    body.append(UInt8(ascii: "="))
+                    FormText.append(text, to: &body)
                 }
             }
-            body = Array(fields.joined(separator: "&").utf8)
             headers.append(.init("Content-Type", contentType ?? "application/x-www-form-urlencoded"))
         case .xml:
             var text = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>"
@@ -200,31 +202,40 @@ public struct RequestTemplate: Sendable, Hashable {
 /// `application/x-www-form-urlencoded` text (also query parameters).
 enum FormText {
     static func encode(_ text: String) -> String {
-        var output = ""
-        output.reserveCapacity(text.utf8.count)
+        var output: [UInt8] = []
+        output.reserveCapacity(text.utf8.count + 8)
+        append(text, to: &output)
+        return String(decoding: output, as: UTF8.self)
+    }
+
+    private static let hex: [UInt8] = Array("0123456789ABCDEF".utf8)
+
+    /// Writes `text` encoded into `output`: bytes, not characters, so no text is built per byte.
+    static func append(_ text: String, to output: inout [UInt8]) {
         for byte in text.utf8 {
             switch byte {
             case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
                  UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"):
-                output.unicodeScalars.append(Unicode.Scalar(byte))
+                output.append(byte)
             case UInt8(ascii: " "):
-                output += "+"
+                output.append(UInt8(ascii: "+"))
             default:
-                let hex = Array("0123456789ABCDEF".utf8)
-                output.unicodeScalars.append("%")
-                output.unicodeScalars.append(Unicode.Scalar(hex[Int(byte >> 4)]))
-                output.unicodeScalars.append(Unicode.Scalar(hex[Int(byte & 0x0F)]))
+                output.append(UInt8(ascii: "%"))
+                output.append(hex[Int(byte >> 4)])
+                output.append(hex[Int(byte & 0x0F)])
             }
         }
-        return output
     }
 }
 
 /// XML text escaping and names.
 enum XMLText {
     static func escape(_ text: String) -> String {
+        // Most values need no escaping: returned as they are.
+        guard text.utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "&") || $0 == UInt8(ascii: "<") || $0 == UInt8(ascii: ">")
+            || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "'") }) else { return text }
         var output = ""
-        output.reserveCapacity(text.utf8.count)
+        output.reserveCapacity(text.utf8.count + 16)
         for scalar in text.unicodeScalars {
             switch scalar {
             case "&": output += "&amp;"
