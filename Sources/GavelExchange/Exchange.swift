@@ -77,6 +77,8 @@ public final class Exchange: Sendable {
     public let tracking = TrackingDesk()
     /// Each buyer's chance of paying, for expected-value ranking (`Exchange+Estimates.swift`).
     public let estimates = BuyerEstimates()
+    /// Buyers paused from the portal (`BuyerPauses.swift`).
+    let portalPauses = BuyerPauses()
 
     public init(config: ExchangeConfig, store: RoundStore, engine: CurlMultiEngine,
                 configuration: Configuration = Configuration(), logger: Logger = Logger(label: "gavel.exchange")) {
@@ -115,6 +117,7 @@ public final class Exchange: Sendable {
         let sales = maxWindowDays > 0 ? try store.salesWithContact(sinceMs: since) : []
         await ledger.restore(counters: counters, sales: sales)
         restoreRotations(try store.rotations())
+        portalPauses.restore(try store.portalPauses())
         try await restoreLiveState()
         try await restoreTrackingNumbers()
         try restoreEstimates()
@@ -322,7 +325,8 @@ public final class Exchange: Sendable {
         var considered: [AuctionRound.Consideration] = []
         var staticallyEligible: [Buyer] = []
         for buyer in candidates {
-            if let reason = Eligibility.exclusion(of: buyer, campaign: campaign, lead: lead, at: now) {
+            if let reason = Eligibility.exclusion(of: buyer, campaign: campaign, lead: lead, at: now,
+                                                  isPaused: portalPauses.contains(buyer.id)) {
                 considered.append(.excluded(buyerID: buyer.id, reason: reason))
             } else {
                 staticallyEligible.append(buyer)

@@ -196,6 +196,14 @@ enum Schema {
             // estimated when the round's bidding closed; null for a buyer that took no part.
             try db.execute(sql: "ALTER TABLE round_buyers ADD COLUMN estimate_ppm INTEGER")
         }
+        migrator.registerMigration("v12-portal-pauses") { db in
+            try db.execute(sql: """
+                -- Buyers that paused themselves in the portal; the row goes when the buyer resumes.
+                CREATE TABLE portal_pauses (buyer_id TEXT PRIMARY KEY, paused_at_ms INTEGER NOT NULL) WITHOUT ROWID;
+                -- The dashboard reads recent rounds and a day's rounds by time.
+                CREATE INDEX IF NOT EXISTS rounds_by_time ON rounds(created_at_ms);
+                """)
+        }
         return migrator
     }
 }

@@ -16,11 +16,12 @@ public enum Eligibility {
     }
 
     /// The reason `buyer` is excluded from a round of `campaign`, or nil when it is eligible.
+    /// `isPaused`: the buyer paused itself in the portal (`paused: true` in its YAML pauses it too).
     public static func exclusion(
         of buyer: Buyer, campaign: Campaign, lead: Lead, at date: Date,
-        isCapped: Bool = false, isDuplicate: Bool = false, isUnhealthy: Bool = false
+        isPaused: Bool = false, isCapped: Bool = false, isDuplicate: Bool = false, isUnhealthy: Bool = false
     ) -> ReasonCode? {
-        if buyer.paused { return .paused }
+        if buyer.paused || isPaused { return .paused }
         if !buyer.verticals.isEmpty, !buyer.verticals.contains(campaign.vertical) { return .filteredVertical }
         let filters = buyer.filters
         if !filters.states.isEmpty {

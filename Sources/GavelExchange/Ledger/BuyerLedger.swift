@@ -181,6 +181,13 @@ public actor BuyerLedger {
     /// Live calls a buyer holds now.
     public func liveCalls(buyerID: String) -> Int { live[buyerID] ?? 0 }
 
+    /// A buyer's health now: until when it is backed off (nil: it is pinged), and its failed pings in a row.
+    public func health(buyerID: String, at date: Date) -> (backedOffUntil: Date?, failures: Int) {
+        let state = health[buyerID]
+        let until = state?.backOffUntil.flatMap { $0 > date ? $0 : nil }
+        return (until, state?.consecutiveFailures ?? 0)
+    }
+
     // MARK: Shared with the call extension
 
     func recentSale(contactHash: String, buyerID: String) -> Date? { sales[contactHash]?[buyerID] }
