@@ -26,6 +26,7 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
+        .package(url: "https://github.com/hummingbird-project/swift-mustache.git", from: "2.1.1"),
     ],
     targets: [
         // libcurl, through typed shims around its variadic setopt calls.
@@ -62,9 +63,17 @@ let package = Package(
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
+        // Web pages: the buyer portal and the operator dashboard (sessions, Mustache templates, static assets).
+        .target(name: "GavelWeb", dependencies: [
+            "GavelCore", "GavelExchange", "GavelStore",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "Mustache", package: "swift-mustache"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "NIOCore", package: "swift-nio"),
+        ], resources: [.copy("Templates"), .copy("Static")]),
         // The seller HTTP API.
         .target(name: "GavelServer", dependencies: [
-            "GavelCore", "GavelConfig", "GavelExchange", "GavelStore",
+            "GavelCore", "GavelConfig", "GavelExchange", "GavelStore", "GavelWeb",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "Prometheus", package: "swift-prometheus"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -91,7 +100,8 @@ let package = Package(
         ], path: "LoadTests/gavel-buyers"),
         // Open-loop load generator and raw libcurl fan-out baseline.
         .executableTarget(name: "gavel-load", dependencies: [
-            "GavelPing", "GavelCore", "GavelConfig",
+            "GavelPing", "GavelCore", "GavelConfig", "GavelStore", "GavelServer",
+            .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Histogram", package: "hdrhistogram-swift"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "LoadTests/gavel-load"),
@@ -102,9 +112,11 @@ let package = Package(
         .testTarget(name: "GavelIntegrationTests", dependencies: ["GavelIntegration", "GavelCore"]),
         .testTarget(name: "GavelPingTests", dependencies: ["GavelPing", "BuyerFleet"]),
         .testTarget(name: "GavelStoreTests", dependencies: ["GavelStore", "GavelCore"]),
+        .testTarget(name: "GavelWebTests", dependencies: ["GavelWeb", "GavelCore"]),
         .testTarget(name: "GavelExchangeTests", dependencies: [
-            "GavelExchange", "GavelServer", "GavelConfig", "GavelCore", "GavelStore", "GavelPing", "BuyerFleet",
+            "GavelExchange", "GavelServer", "GavelConfig", "GavelCore", "GavelStore", "GavelPing", "GavelWeb", "BuyerFleet",
             .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "Crypto", package: "swift-crypto"),
         ]),
     ]
 )

@@ -49,6 +49,8 @@ case $mode in
     : "${WARMUP_SECONDS:=1}" "${S0_SECONDS:=3}" "${STEP_SECONDS:=2}" "${S2_SECONDS:=3}" "${S4_SECONDS:=4}"
     : "${S0_RATES:=25}" "${S2_RATE:=25}" "${S1_RATES:=20,40}" "${S3_RATES:=25}" "${S4_RATE:=25}"
     : "${S4_WINDOW_SECONDS:=2}" "${S5_RATES:=25}" "${S5R_RATES:=25}"
+    # CI drives phone calls too: a fifth of S0's traffic is signed Twilio voice + dial-status webhooks.
+    : "${S0_MIX:=leads=0.8,calls=0.2}"
     ;;
 esac
 : "${SCENARIOS:=S0 S1 S2 S3 S4 S5}"
@@ -282,7 +284,7 @@ esac
 
 for scenario in $SCENARIOS; do
   case $scenario in
-    S0) lead_scenario S0 --rates "$S0_RATES" --seconds "$S0_SECONDS" ;;
+    S0) lead_scenario S0 --rates "$S0_RATES" --seconds "$S0_SECONDS" --mix "${S0_MIX:-leads=1.0}" ;;
     # No refining step for S1: after a saturated step the exchange keeps buyers backed off as unhealthy
     # for up to a minute, so a step right after it would measure that, not the rate.
     S1) lead_scenario S1 --rates "$S1_RATES" --seconds "$STEP_SECONDS" --until-saturated --refine 0 ;;

@@ -12,7 +12,7 @@ struct GavelLoad: AsyncParsableCommand {
             Requests go out at a fixed rate whatever the answers; latency is measured from each request's \
             intended start and kept in an HdrHistogram. See LoadTests/README.md.
             """,
-        subcommands: [Leads.self, Raw.self, MakeConfig.self, Summary.self, Get.self, CodecBench.self])
+        subcommands: [Leads.self, Raw.self, MakeConfig.self, Summary.self, Get.self, CodecBench.self, Books.self])
 }
 
 /// `gavel-load leads`: sellers' `POST /v1/leads` against the exchange.
@@ -33,7 +33,7 @@ struct Leads: AsyncParsableCommand {
     @Option(help: "The round budget sent as tmax_ms; answers later than it are overruns (default: the scenario's, else 1000).")
     var tmaxMs: Int?
 
-    @Option(help: "Traffic mix, kind=share pairs. Only leads exist for now: leads=1.0.")
+    @Option(help: "Traffic mix, kind=share pairs: leads=0.8,calls=0.2 (calls: signed Twilio webhooks to make-config's call campaign).")
     var mix = "leads=1.0"
 
     @Option(help: "Auctions per step read back via GET /v1/auctions/{id} (default: 50 with --verify, else 200).")
@@ -56,8 +56,13 @@ struct Leads: AsyncParsableCommand {
         let engine = CurlMultiEngine.forGenerator(maxInFlight: settings.maxInFlight)
         defer { engine.shutdown() }
 
-        let workload = LeadWorkload(exchangeURL: exchangeURL, apiKey: key, campaign: campaign, tmaxMs: tmaxMs,
-                                    clientTimeoutMs: settings.clientTimeoutMs, runTag: RunTag.make(), engine: engine)
+        let runTag = RunTag.make()
+        let leads = LeadWorkload(exchangeURL: exchangeURL, apiKey: key, campaign: campaign, tmaxMs: tmaxMs,
+                                 clientTimeoutMs: settings.clientTimeoutMs, runTag: runTag, engine: engine)
+        // With no call share every request is a lead, as before.
+        let workload = MixedWorkload(
+            leads: leads, calls: CallWorkload(exchangeURL: exchangeURL, clientTimeoutMs: settings.clientTimeoutMs, runTag: runTag, engine: engine),
+            callShare: mix.callShare)
         // nginx buyers (S5) have no /stats: their counts come from the exchange alone.
         let probes = Probes(engine: engine, fleetURL: scenario?.fleetStats == false ? nil : options.fleetURL, exchangeURL: exchangeURL,
                             watchPID: options.watchPid, fleetPID: options.fleetPid)

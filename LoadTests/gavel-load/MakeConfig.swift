@@ -11,6 +11,8 @@ struct MakeConfig: ParsableCommand {
 
     /// The seller key the load scenarios use.
     static let apiKey = "loadtest-key-0001"
+    /// The call campaign, reached through `CallWorkload.inboundNumber`.
+    static let callCampaign = "calls"
 
     @Option(help: "The fleet file (JSON) gavel-buyers serves.")
     var fleet = "LoadTests/fleets/scenarios.json"
@@ -67,6 +69,29 @@ struct MakeConfig: ParsableCommand {
                 try yaml.write(to: buyersDirectory.appendingPathComponent("\(id).yaml"), atomically: true, encoding: .utf8)
                 written += 1
             }
+        }
+        // Calls (`--mix calls=…`): the first scenario's buyers also take calls, reached through a
+        // Twilio number whose signed webhooks `CallWorkload` plays.
+        if let first = Scenario.campaigns.first {
+            campaigns += """
+                  - id: \(Self.callCampaign)
+                    kind: call
+                    vertical: home_services
+                    tmax_ms: \(first.tmaxMs)
+                    max_call_s: 600
+                    inbound_numbers: [{number: "\(CallWorkload.inboundNumber)", seller: loadtest}]
+
+                """
+            sellerCampaigns.append(Self.callCampaign)
+            for id in buyerIDs where id.hasPrefix(first.buyerPrefix) {
+                let file = buyersDirectory.appendingPathComponent("\(id).yaml")
+                var yaml = try String(contentsOf: file, encoding: .utf8)
+                yaml = yaml.replacingOccurrences(of: "campaigns: [\(first.id)]", with: "campaigns: [\(first.id), \(Self.callCampaign)]")
+                yaml += "destination: \"+18005550100\"\nmin_duration_s: 60\n"
+                try yaml.write(to: file, atomically: true, encoding: .utf8)
+            }
+            try "twilio:\n  accounts:\n    - {account_sid: \(CallWorkload.accountSid), auth_token: \(CallWorkload.authToken)}\n"
+                .write(to: directory.appendingPathComponent("telephony.yaml"), atomically: true, encoding: .utf8)
         }
         try campaigns.write(to: directory.appendingPathComponent("campaigns.yaml"), atomically: true, encoding: .utf8)
         let sellers = """

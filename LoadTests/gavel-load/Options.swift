@@ -96,9 +96,11 @@ struct RunOptions: ParsableArguments {
     }
 }
 
-/// `--mix leads=1.0,calls=0`: the share of each kind of traffic. Only leads exist for now.
+/// `--mix leads=0.8,calls=0.2`: the share of each kind of traffic. Calls are signed Twilio voice and
+/// dial-status webhooks to the call campaign `make-config` writes (`CallWorkload`).
 struct TrafficMix: Sendable {
     var shares: [String: Double]
+    var callShare: Double { shares["calls"] ?? 0 }
 
     init(parsing text: String) throws {
         var shares: [String: Double] = [:]
@@ -111,9 +113,6 @@ struct TrafficMix: Sendable {
             shares[pair[0]] = share
         }
         guard abs(shares.values.reduce(0, +) - 1) < 0.0001 else { throw ValidationError("--mix shares must add up to 1") }
-        guard (shares["calls"] ?? 0) == 0 else {
-            throw ValidationError("--mix: calls are not implemented yet; use --mix leads=1.0")
-        }
         self.shares = shares
     }
 }

@@ -37,19 +37,26 @@ public enum ConfigLoader {
         }
 
         crossCheck(campaigns: campaigns, sellers: sellers, buyers: buyers, log: log)
+        checkPhoneLines(campaigns: campaigns, sellers: sellers, log: log)
+        let telephony = readTelephony(directory: directory, log: log)
+        let operators = readOperators(directory: directory, log: log)
+        checkAPIKeys(sellers: sellers, buyers: buyers, operators: operators, log: log)
         guard log.problems.isEmpty else { throw ConfigError(problems: log.problems) }
-        return ExchangeConfig(campaigns: campaigns.map(\.value), sellers: sellers.map(\.value), buyers: buyers.map(\.value),
-                              outcomePriors: outcomePriors)
+        var config = ExchangeConfig(campaigns: campaigns.map(\.value), sellers: sellers.map(\.value), buyers: buyers.map(\.value),
+                                    outcomePriors: outcomePriors)
+        config.telephony = telephony
+        config.operators = operators.map(\.value)
+        return config
     }
 
     /// The one-line summary `gavel validate` prints.
     public static func summary(of config: ExchangeConfig) -> String {
-        "config ok: \(config.campaigns.count) campaigns, \(config.sellers.count) sellers, \(config.buyers.count) buyers"
+        "config ok: \(config.campaigns.count) campaigns, \(config.sellers.count) sellers, \(config.buyers.count) buyers, \(config.operators.count) operators"
     }
 
     // MARK: Files
 
-    private static func document(directory: String, name: String, displayName: String? = nil, log: ProblemLog) -> YAMLField? {
+    static func document(directory: String, name: String, displayName: String? = nil, log: ProblemLog) -> YAMLField? {
         let path = (directory as NSString).appendingPathComponent(name)
         let file = displayName ?? name
         guard let data = FileManager.default.contents(atPath: path) else {
@@ -85,10 +92,10 @@ public enum ConfigLoader {
         let list = root.child("campaigns")
         if !list.isPresent { list.problem("is required: a list of campaigns") }
         return list.elements().compactMap { field in
-            guard field.mapping(known: [
+            guard field.mapping(known: Set([
                 "id", "kind", "vertical", "distribution", "tmax_ms", "ping_timeout_ms", "floor", "payout",
                 "required_fields", "bid_hold_s", "max_call_s", "tracking", "max_bid", "rank_by", "ev_fallback",
-            ]) else { return nil }
+            ]).union(phoneLineKeys).union(returnTermKeys)) else { return nil }
             let id = identifier(field.child("id"))
             let kind = field.child("kind").oneOf(AuctionKind.self, default: .lead)
             let vertical = field.child("vertical").string(required: true)
@@ -117,17 +124,19 @@ public enum ConfigLoader {
             }
             let rankBy = readRankBy(field, kind: kind)
             guard let id, let vertical else { return nil }
-            let campaign = Campaign(
+            var campaign = Campaign(
                 id: id, kind: kind, vertical: vertical, distribution: distribution, tmaxMs: tmax,
                 pingTimeoutMs: pingTimeout, floor: floor, payout: payout, requiredFields: required, bidHoldS: hold,
                 maxCallS: maxCall, tracking: tracking, maxBid: maxBid, rankBy: rankBy
             )
+            campaign.phoneLines = readPhoneLines(field, kind: kind)
+            readReturnTerms(field, into: &campaign)
             return Located(value: campaign, field: field)
         }
     }
 
     static func readTracking(_ field: YAMLField) -> TrackingNumbers? {
-        guard field.isPresent, field.mapping(known: ["pools", "fallbacks", "reservation_s", "selector"]) else { return nil }
+        guard field.isPresent, field.mapping(known: ["pools", "fallbacks", "reservation_s", "selector", "seller"]) else { return nil }
         func numbers(_ mapping: YAMLField) -> [(String, [YAMLField])] {
             guard mapping.isPresent, let node = mapping.node?.mapping else {
                 if mapping.isPresent { mapping.problem("must map traffic sources to numbers") }
@@ -207,7 +216,7 @@ public enum ConfigLoader {
         guard field.mapping(known: [
             "id", "campaigns", "verticals", "ping", "post", "price", "filters", "caps", "floor", "priority", "weight",
             "paused", "duplicate_window_days", "format", "response", "destination", "min_duration_s", "ping_rate_limit",
-            "template", "signing_secret", "maps", "reason_categories",
+            "template", "signing_secret", "maps", "reason_categories", "api_key",
         ]) else { return nil }
         let id = identifier(field.child("id"))
         let campaigns = field.child("campaigns").stringList()
@@ -234,7 +243,7 @@ public enum ConfigLoader {
             field.child("signing_secret").problem("must be at least 16 characters")
         }
         let nativeMapping = readResponseMapping(field.child("response"))
-        let buyer = Buyer(
+        var buyer = Buyer(
             id: id ?? "", campaigns: campaigns, verticals: verticals, ping: ping, post: post,
             destination: destination, minDurationS: minDuration, fixedPrice: price, filters: readFilters(field.child("filters")), caps: readCaps(field.child("caps")),
             floor: field.child("floor").money() ?? .zero, priority: field.child("priority").int(range: -1000...1000) ?? 0,
@@ -245,6 +254,7 @@ public enum ConfigLoader {
             codec: readCodec(field, nativeMapping: nativeMapping), signingSecret: signingSecret
         )
         guard id != nil else { return nil }
+        buyer.apiKey = readAPIKey(field.child("api_key"))
         return Located(value: buyer, field: field)
     }
 

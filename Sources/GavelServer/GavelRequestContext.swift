@@ -8,6 +8,8 @@ import NIOCore
 struct GavelRequestContext: RequestContext, RemoteAddressRequestContext {
     var coreContext: CoreRequestContextStorage
     let remoteAddress: SocketAddress?
+    /// Who sent the request, from its bearer key (`PrincipalMiddleware`); nil without a known key.
+    var principal: Principal?
 
     static let forwardedFor = HTTPField.Name("X-Forwarded-For")!
 

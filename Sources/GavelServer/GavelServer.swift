@@ -4,6 +4,7 @@ import GavelCore
 import GavelExchange
 import GavelPing
 import GavelStore
+import GavelWeb
 import Hummingbird
 import Logging
 import Metrics
@@ -66,6 +67,9 @@ public struct GavelServer: Sendable {
         sellerAPI.register(on: router)
         CallAPI(exchange: exchange, sellers: sellerAPI).register(on: router)
         TrackingAPI(exchange: exchange, limit: settings.dniRateLimit, trustedProxies: settings.trustedProxies).register(on: router)
+        WebPages.register(on: router, exchange: exchange, logger: logger)  // /portal/ and /ui/
+        BooksAPI(exchange: exchange, idempotency: sellerAPI.idempotency).register(on: router)
+        TwilioWebhooks(exchange: exchange, logger: logger).register(on: router)
         let registry = self.registry
         router.get("/healthz") { _, _ in JSONResponses.ok(["status": "ok"]) }
         router.get("/metrics") { _, _ in

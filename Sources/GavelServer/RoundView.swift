@@ -20,6 +20,7 @@ enum RoundView {
         object["payout"] = JSONValue(round.payout ?? .zero)
         object["lead"] = (try? JSONValue.parse(round.leadJSON)) ?? .null
         if let source = round.source { object["source"] = .string(source) }
+        if let recording = round.recordingURL { object["recording_url"] = .string(recording) }
         object["buyers"] = .array(round.buyers.map { buyer in
             var entry = JSONObject()
             entry["buyer"] = .string(buyer.buyerID)

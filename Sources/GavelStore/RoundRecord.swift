@@ -166,6 +166,8 @@ public struct StoredRound: Sendable {
     public var events: [CallEventRecord]
     public var attributionJSON: String?
     public var source: String? = nil
+    /// Calls: the recording the telephony provider reported.
+    public var recordingURL: String? = nil
 
     public struct StoredBuyer: Sendable {
         public var buyerID: String

@@ -24,7 +24,7 @@ extension RoundStore {
     /// `post_timeout` are not; `post_unknown` is not counted, nor a post never sent), and every
     /// call that completed (`converted` or `not_converted`: a failed transfer fell back, an
     /// abandoned call has no known outcome, so neither counts). Read once at start-up; a scan of
-    /// the window's rounds.
+    /// the window's rounds. Returns of the window's sales are taken off their buyers' successes.
     public func outcomeTallies(sinceMs: Int64) throws(StoreError) -> [OutcomeTally] {
         let counted = [ReasonCode.sold, .postRejected, .postFailed, .postTimeout].map { "'\($0.rawValue)'" }.joined(separator: ", ")
         let completed = [CallLifecycle.Ending.converted, .notConverted].map { "'\($0.rawValue)'" }.joined(separator: ", ")
@@ -50,7 +50,14 @@ extension RoundStore {
                     """, arguments: [sinceMs]).map { row in
                     OutcomeTally(buyerID: row["buyer_id"], kind: .call, trials: row["trials"], successes: row["successes"])
                 }
-                return leads + calls
+                // A returned sale was a success and is no longer (`BuyerEstimates.recordReturn`).
+                let returns = try returnTallies(sinceMs: sinceMs, in: db)
+                return (leads + calls).map { tally in
+                    var tally = tally
+                    let returned = returns[OutcomeEstimator.Key(buyerID: tally.buyerID, kind: tally.kind)] ?? 0
+                    tally.successes = max(0, tally.successes - returned)
+                    return tally
+                }
             }
         } catch {
             throw .read("\(error)")

@@ -242,6 +242,7 @@ public final class RoundStore: Sendable {
                     record.id, record.kind.rawValue, record.sellerID, record.campaignID, winner, price.units, payout.units,
                     (price - payout).units, record.createdAtMs, record.contactHash,
                 ])
+            try bookSale(record, winner: winner, price: price, payout: payout, in: db)
         }
         try addCounts(record.capIncrements, in: db)
         if let rotation = record.rotation { try advanceRotation(campaignID: record.campaignID, to: rotation, in: db) }
@@ -299,7 +300,8 @@ public final class RoundStore: Sendable {
                     status: row["status"], createdAtMs: row["created_at_ms"], tmaxMs: row["tmax_ms"], durationUs: row["duration_us"],
                     winnerID: row["winner_id"], price: (row["price"] as Int64?).map(Money.init(units:)),
                     payout: (row["payout"] as Int64?).map(Money.init(units:)), leadJSON: row["lead_json"], buyers: buyers, posts: posts,
-                    events: events, attributionJSON: row["attribution_json"], source: row["source"]
+                    events: events, attributionJSON: row["attribution_json"], source: row["source"],
+                    recordingURL: try String.fetchOne(db, sql: "SELECT url FROM call_recordings WHERE round_id = ?", arguments: [id])
                 )
             }
         } catch {

@@ -204,6 +204,54 @@ enum Schema {
                 CREATE INDEX IF NOT EXISTS rounds_by_time ON rounds(created_at_ms);
                 """)
         }
+        migrator.registerMigration("v13-ledger") { db in
+            try db.execute(sql: """
+                -- The books, append-only: every money event is a row that is never updated or deleted.
+                -- sale: a round sold (revenue: the buyer's price; payout: the seller's), written in the
+                -- round's own transaction; return: a buyer's return (returned: credited to the buyer;
+                -- payout_reversed: taken back from the seller per the campaign's return policy);
+                -- adjustment: an operator's correction of revenue or payout, with a note.
+                -- at_ms: when it happened; round_at_ms: when its round ran (reports count sales there).
+                CREATE TABLE ledger (
+                    seq INTEGER PRIMARY KEY,
+                    entry_id TEXT NOT NULL UNIQUE,
+                    type TEXT NOT NULL CHECK (type IN ('sale', 'return', 'adjustment')),
+                    round_id TEXT,
+                    at_ms INTEGER NOT NULL,
+                    round_at_ms INTEGER,
+                    kind TEXT,
+                    campaign_id TEXT,
+                    seller_id TEXT,
+                    buyer_id TEXT,
+                    source TEXT,
+                    revenue INTEGER NOT NULL DEFAULT 0,
+                    payout INTEGER NOT NULL DEFAULT 0,
+                    returned INTEGER NOT NULL DEFAULT 0,
+                    payout_reversed INTEGER NOT NULL DEFAULT 0,
+                    reason TEXT,
+                    note TEXT,
+                    operator_id TEXT
+                );
+                -- One sale and at most one return per round.
+                CREATE UNIQUE INDEX ledger_by_round ON ledger(round_id, type);
+                CREATE INDEX ledger_by_time ON ledger(type, at_ms);
+                CREATE INDEX ledger_by_buyer ON ledger(buyer_id, type, round_at_ms);
+                CREATE TRIGGER ledger_no_update BEFORE UPDATE ON ledger BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
+                CREATE TRIGGER ledger_no_delete BEFORE DELETE ON ledger BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
+                -- Reports read rounds by the time they ran.
+                CREATE INDEX IF NOT EXISTS rounds_by_time ON rounds(created_at_ms);
+                -- Sales made before the ledger existed.
+                INSERT INTO ledger (entry_id, type, round_id, at_ms, round_at_ms, kind, campaign_id, seller_id, buyer_id, source, revenue, payout)
+                SELECT 'sale:' || sales.round_id, 'sale', sales.round_id, sales.sold_at_ms, sales.sold_at_ms, sales.kind, sales.campaign_id,
+                       sales.seller_id, sales.buyer_id, COALESCE(rounds.source, json_extract(rounds.attribution_json, '$.source')),
+                       sales.price, sales.payout
+                FROM sales LEFT JOIN rounds ON rounds.id = sales.round_id ORDER BY sales.sold_at_ms;
+                """)
+        }
+        migrator.registerMigration("v14-call-recordings") { db in
+            // Recording URLs from the telephony provider's callback, one per call.
+            try db.execute(sql: "CREATE TABLE call_recordings (round_id TEXT PRIMARY KEY, url TEXT NOT NULL, at_ms INTEGER NOT NULL) WITHOUT ROWID")
+        }
         return migrator
     }
 }

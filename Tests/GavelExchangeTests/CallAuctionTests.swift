@@ -192,7 +192,8 @@ struct CallAuctionTests {
         #expect(field(#"{"campaign": "calls", "caller": {"number": "+14155550123"}, "tags": {"email": "a@b.co"}}"#) == "tags.email")
         #expect(field(#"{"caller": {"number": "+14155550123"}}"#) == "campaign")
         #expect(throws: RequestError.self) { try CallEvent.parse(Array(#"{"type": "completed"}"#.utf8)) }
-        #expect(throws: RequestError.self) { try CallEvent.parse(Array(#"{"type": "hung_up"}"#.utf8)) }
+        #expect(throws: RequestError.self) { try CallEvent.parse(Array(#"{"type": "hangup"}"#.utf8)) }
+        #expect(try CallEvent.parse(Array(#"{"type": "hung_up"}"#.utf8)).kind == .hungUp)
         await harness.shutdown()
     }
 }

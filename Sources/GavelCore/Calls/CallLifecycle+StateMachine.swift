@@ -12,6 +12,8 @@ public struct CallLifecycle: Sendable, Codable {
         case converted
         case notConverted = "not_converted"
         case abandoned
+        /// The caller hung up before a transfer connected: nothing is billed.
+        case hungUp = "hung_up"
     }
 
     /// What the runner does next while routing.
@@ -166,6 +168,26 @@ public struct CallLifecycle: Sendable, Codable {
                                       recordingURL: recordingURL, detail: converted ? "converted" : "not converted"))
         state = .ended(converted ? .converted : .notConverted, bid)
         return .success((bid, converted))
+    }
+
+    /// The caller hung up while a transfer was ringing or had failed (a provider's `canceled`, or a
+    /// failed dial with the caller gone): the call ends unbilled and its slot is freed.
+    public mutating func hangUp(atMs nowMs: Int64, detail: String?) -> Result<RankedBid?, Rejection> {
+        switch state {
+        case .routed(let bid):
+            round.recordPost(.failed(detail: "caller hung up" + (detail.map { ": \($0)" } ?? "")), latencyUs: 0)
+            events.append(CallEventRecord(type: "hung_up", buyerID: bid.buyerID, atMs: nowMs, detail: detail))
+            state = .ended(.hungUp, bid)
+            return .success(bid)
+        case .routing:
+            events.append(CallEventRecord(type: "hung_up", buyerID: nil, atMs: nowMs, detail: detail))
+            state = .ended(.hungUp, nil)
+            return .success(nil)
+        case .connected:
+            return .failure(Rejection(code: "call_connected", message: "a connected call can only complete"))
+        default:
+            return .failure(Self.notLive)
+        }
     }
 
     /// No `completed` came within the campaign's longest call: the call ends and its slot is freed.

@@ -33,6 +33,8 @@ public struct Buyer: Sendable, Hashable {
     public var signingSecret: String?
     /// Pings per second this buyer takes (per-ping fees); over it the buyer is `capped` for the round.
     public var pingRateLimit: RateLimit?
+    /// The buyer's own bearer key for the buyer API and portal (`api_key`); nil: no buyer access.
+    public var apiKey: String? = nil
 
     public init(
         id: String, campaigns: [String], verticals: Set<String> = [], ping: Endpoint?, post: Endpoint?,

@@ -6,9 +6,15 @@ public struct ExchangeConfig: Sendable {
     public var campaigns: [String: Campaign]
     public var sellers: [Seller]
     public var buyers: [Buyer]
+    /// Telephony provider accounts and the public URL their webhooks are signed for (`telephony.yaml`).
+    public var telephony = TelephonySettings()
 
     /// Sellers by API key, for the bearer check on every request.
     public let sellersByKey: [String: Seller]
+    /// Buyers with an `api_key`, by that key (the buyer API and portal).
+    public let buyersByKey: [String: Buyer]
+    /// Operators (`operators.yaml`): the reports and the dashboard.
+    public var operators: [Operator] = []
     /// Buyers considered for each campaign, in config order (sorted by id).
     public let buyersByCampaign: [String: [Buyer]]
     private let buyersByID: [String: Buyer]
@@ -28,6 +34,7 @@ public struct ExchangeConfig: Sendable {
         }
         self.buyersByCampaign = byCampaign
         self.buyersByID = Dictionary(self.buyers.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+        self.buyersByKey = Dictionary(self.buyers.compactMap { buyer in buyer.apiKey.map { ($0, buyer) } }, uniquingKeysWith: { first, _ in first })
         var byNumber: [String: String] = [:]
         for campaign in campaigns {
             guard let tracking = campaign.tracking else { continue }
@@ -41,6 +48,16 @@ public struct ExchangeConfig: Sendable {
 
     /// The prior of the outcome estimates of this kind (lead: post accepted; call: converted).
     public func outcomePrior(_ kind: AuctionKind) -> OutcomePrior { outcomePriors[kind] ?? .default }
+
+    /// The campaign (and the seller paid) a caller reached by dialling `number`: a campaign's
+    /// `inbound_numbers` first, then its tracking numbers (paid to `tracking.seller`).
+    public func phoneLine(dialled number: String) -> PhoneLine? {
+        for campaign in campaigns.values.sorted(by: { $0.id < $1.id }) where campaign.kind == .call {
+            if let seller = campaign.phoneLines.inboundNumbers[number] { return PhoneLine(campaignID: campaign.id, sellerID: seller) }
+        }
+        guard let campaignID = campaignByTrackingNumber[number], let campaign = campaigns[campaignID] else { return nil }
+        return PhoneLine(campaignID: campaignID, sellerID: campaign.phoneLines.trackingSeller)
+    }
 }
 
 /// Lead or call.
@@ -108,6 +125,12 @@ public struct Campaign: Sendable, Hashable {
     public var maxCallS: Int
     /// Calls: tracking numbers for dynamic number insertion.
     public var tracking: TrackingNumbers?
+    /// Days after a sale within which its buyer may return it (`return_window_days`).
+    public var returnWindowDays: Int = Campaign.defaultReturnWindowDays
+    /// What a return does to the seller's payout (`return_policy`).
+    public var returnPolicy: ReturnPolicy = .reversePayout
+    /// Calls: inbound numbers, fallback and dial options for the telephony webhooks.
+    public var phoneLines = CampaignPhoneLines()
 
     public init(
         id: String, kind: AuctionKind = .lead, vertical: String, distribution: DistributionMethod = .auction,

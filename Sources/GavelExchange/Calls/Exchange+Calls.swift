@@ -32,14 +32,19 @@ extension Exchange {
 
     /// `POST /v1/calls`: ping the call buyers with coarse caller data (or reuse this caller's
     /// still-valid bids), route to the best bid whose buyer has a free slot, record, answer.
+    ///
+    /// `callID` names the call when its telephony provider already has an id for it (the voice
+    /// webhook's `CallSid`), so the provider's later callbacks find it, also after a restart.
+    /// A `submission` without a caller number (withheld) is auctioned without a caller hash: withheld
+    /// callers are never taken for one duplicate caller.
     public func runCall(_ submission: CallSubmission, seller: Seller, arrival: ContinuousClock.Instant,
-                        ticket: IdempotencyTicket? = nil) async throws(ExchangeError) -> CallRouting {
+                        ticket: IdempotencyTicket? = nil, callID: String? = nil) async throws(ExchangeError) -> CallRouting {
         guard await calls.hasRoom else {
             metrics.shed.increment()
             throw .overloaded("\(calls.capacity) live calls: no room for another")
         }
         let now = now
-        let callerHash = hasher.hash(phoneNumber: submission.callerNumber)
+        let callerHash = submission.callerNumber.isEmpty ? nil : hasher.hash(phoneNumber: submission.callerNumber)
         var attribution: TrackingDesk.Attribution?
         if let dialed = submission.dialed {
             // A tracking number of another campaign says nothing about this call's marketing.
@@ -47,22 +52,24 @@ extension Exchange {
             if attribution?.campaignID != submission.campaign.id { attribution = nil }
         }
         let context = RoundContext(
-            auctionID: AuctionID.make(prefix: "call_", nowMs: nowMs), config: config, campaign: submission.campaign,
-            seller: seller, lead: submission.eligibilityFields, contact: JSONObject(["number": .string(submission.callerNumber)]), consent: nil,
+            auctionID: callID ?? AuctionID.make(prefix: "call_", nowMs: nowMs), config: config, campaign: submission.campaign,
+            seller: seller, lead: submission.eligibilityFields,
+            contact: submission.callerNumber.isEmpty ? nil : JSONObject(["number": .string(submission.callerNumber)]), consent: nil,
             contactHash: callerHash, arrival: arrival, tmaxMs: submission.tmaxMs, ticket: ticket, createdAtMs: nowMs
         )
-        let cacheKey = "\(submission.campaign.id)|\(callerHash)"
+        // A repeat call from the same caller may reuse its still-valid bids; a withheld caller never does.
+        let cacheKey = callerHash.map { "\(submission.campaign.id)|\($0)" }
         let round: AuctionRound
-        if let cached = await calls.reusableBids(key: cacheKey, nowMs: nowMs) {
+        if let cacheKey, let cached = await calls.reusableBids(key: cacheKey, nowMs: nowMs) {
             round = cached.reusingBids(newID: context.auctionID, detail: "bid reused from \(cached.id)")
         } else {
             var caller = JSONObject()
             if let areaCode = PhoneNumber.areaCode(submission.callerNumber) { caller["area_code"] = .string(areaCode) }
             if let state = submission.state { caller["state"] = .string(state) }
             if let zip = submission.zip { caller["zip"] = .string(zip) }
-            caller["hash"] = .string(callerHash)
+            if let callerHash { caller["hash"] = .string(callerHash) }
             round = await bid(context, caller: caller)
-            if !round.ranking.isEmpty { await calls.rememberBids(round, key: cacheKey, nowMs: nowMs) }
+            if let cacheKey, !round.ranking.isEmpty { await calls.rememberBids(round, key: cacheKey, nowMs: nowMs) }
         }
 
         var session = CallSession(
@@ -88,11 +95,13 @@ extension Exchange {
     /// `POST /v1/calls/{id}/events`. One event per call at a time; the event is applied to a copy
     /// of the call, committed, and only then does the call change in memory and its old slot free up,
     /// so a retry after a failed commit finds the call as it was.
-    public func handleCallEvent(callID: String, event: CallEvent, seller: Seller, ticket: IdempotencyTicket? = nil) async throws(PostError) -> CallEventOutcome {
+    ///
+    /// `seller` nil: the caller is the call's telephony provider (signed webhooks), not a seller.
+    public func handleCallEvent(callID: String, event: CallEvent, seller: Seller?, ticket: IdempotencyTicket? = nil) async throws(PostError) -> CallEventOutcome {
         guard let session = await calls.checkOut(callID) else {
             throw .request(try await endedCallError(callID: callID, seller: seller))
         }
-        guard session.context.seller.id == seller.id else {
+        if let seller, session.context.seller.id != seller.id {
             await calls.checkIn(callID, session: session)
             throw .request(RequestError(status: 404, code: "unknown_call", message: "no live call \(callID) for this seller", field: "call_id"))
         }
@@ -134,6 +143,17 @@ extension Exchange {
             }
             let payout = converted ? next.context.campaign.payout.payout(forPrice: bid.price) : .zero
             outcome = CallEventOutcome(status: converted ? "converted" : "not_converted", routing: nil, payout: payout)
+        case .hungUp:
+            if case .failure(let rejection) = next.lifecycle.hangUp(atMs: nowMs, detail: event.detail) {
+                await calls.checkIn(callID, session: session)
+                throw .request(RequestError(status: 409, code: rejection.code, message: rejection.message, field: "type"))
+            }
+            if let slot = next.slot {
+                increments += BuyerLedger.increments(ending: slot, how: .failed)
+                freed = (slot, .failed)
+                next.slot = nil
+            }
+            outcome = CallEventOutcome(status: "hung_up", routing: nil, payout: .zero)
         }
         var record = callRecord(next, increments: increments)
         record.answer = ticket?.answer(outcome.json(callID: callID), roundID: callID, atMs: nowMs)
@@ -200,7 +220,7 @@ extension Exchange {
                 session.lifecycle.denied(.paused, detail: "buyer removed from config")
                 continue
             }
-            switch await ledger.reserveCall(buyer: buyer, price: bid.price, callerHash: session.context.contactHash ?? "", at: now) {
+            switch await ledger.reserveCall(buyer: buyer, price: bid.price, callerHash: session.context.contactHash, at: now) {
             case .success(let (slot, increments)):
                 session.lifecycle.reserved(atMs: nowMs)
                 session.slot = slot
@@ -256,10 +276,10 @@ extension Exchange {
     }
 
     /// An event for a call that is not live: say how it ended, or that it does not exist.
-    private func endedCallError(callID: String, seller: Seller) async throws(PostError) -> RequestError {
+    private func endedCallError(callID: String, seller: Seller?) async throws(PostError) -> RequestError {
         let stored: StoredRound?
         do { stored = try await store.round(id: callID) } catch { throw .exchange(.storage("\(error)")) }
-        guard let stored, stored.sellerID == seller.id, stored.kind == AuctionKind.call.rawValue else {
+        guard let stored, seller == nil || stored.sellerID == seller?.id, stored.kind == AuctionKind.call.rawValue else {
             return RequestError(status: 404, code: "unknown_call", message: "no call \(callID) for this seller", field: "call_id")
         }
         return RequestError(status: 409, code: "call_ended", message: "call \(callID) has ended: \(stored.status)", field: "call_id")

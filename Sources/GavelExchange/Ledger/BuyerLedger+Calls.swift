@@ -22,8 +22,9 @@ extension BuyerLedger {
 
     /// Takes a live-call slot for `buyer` at `price`: checks its duplicate window, concurrency and
     /// count caps. Returns the slot and the counter increments to persist with the routed round.
-    public func reserveCall(buyer: Buyer, price: Money, callerHash: String, at date: Date) -> Result<(CallSlot, [CapIncrement]), ReservationDenied> {
-        if buyer.duplicateWindowDays > 0, let last = recentSale(contactHash: callerHash, buyerID: buyer.id),
+    /// A withheld caller (`callerHash` nil) is never a duplicate.
+    public func reserveCall(buyer: Buyer, price: Money, callerHash: String?, at date: Date) -> Result<(CallSlot, [CapIncrement]), ReservationDenied> {
+        if buyer.duplicateWindowDays > 0, let callerHash, let last = recentSale(contactHash: callerHash, buyerID: buyer.id),
            date.timeIntervalSince(last) < Double(buyer.duplicateWindowDays) * 86_400 {
             return .failure(.duplicate)
         }
@@ -37,7 +38,7 @@ extension BuyerLedger {
         }
         adjustLiveCalls(buyerID: buyer.id, by: 1)
         // The caller is remembered at routing: the same caller is not routed to this buyer again in its window.
-        if buyer.duplicateWindowDays > 0 { rememberSale(contactHash: callerHash, buyerID: buyer.id, at: date) }
+        if buyer.duplicateWindowDays > 0, let callerHash { rememberSale(contactHash: callerHash, buyerID: buyer.id, at: date) }
         let reservation = Reservation(buyerID: buyer.id, price: price, windows: windows, contactHash: callerHash)
         let slot = CallSlot(reservation: reservation, countsConversions: countsConversions)
         guard !countsConversions else { return .success((slot, [])) }

@@ -18,6 +18,18 @@ public struct CallSubmission: Sendable {
     public var tags: JSONObject
     public var tmaxMs: Int
 
+    /// A call from a telephony webhook; `callerNumber` empty when the caller withheld it.
+    public init(campaign: Campaign, callerNumber: String, state: String? = nil, zip: String? = nil, dialed: String? = nil,
+                tags: JSONObject = JSONObject(), tmaxMs: Int? = nil) {
+        self.campaign = campaign
+        self.callerNumber = callerNumber
+        self.state = state
+        self.zip = zip
+        self.dialed = dialed
+        self.tags = tags
+        self.tmaxMs = tmaxMs ?? campaign.tmaxMs
+    }
+
     public static func parse(_ body: [UInt8], seller: Seller, config: ExchangeConfig) throws(RequestError) -> CallSubmission {
         let object = try LeadSubmission.jsonObject(body)
         let allowed: Set<String> = ["campaign", "caller", "dialed", "tags", "tmax_ms"]
@@ -82,7 +94,11 @@ public struct CallSubmission: Sendable {
 
 /// `POST /v1/calls/{id}/events`: `{"type": "connected" | "failed" | "completed", "duration_s": 95, "recording_url": "..."}`.
 public struct CallEvent: Sendable, Hashable {
-    public enum Kind: String, Sendable, CaseIterable { case connected, failed, completed }
+    public enum Kind: String, Sendable, CaseIterable {
+        case connected, failed, completed
+        /// The caller hung up before a transfer connected.
+        case hungUp = "hung_up"
+    }
     public var kind: Kind
     public var durationS: Int?
     public var recordingURL: String?
@@ -102,7 +118,7 @@ public struct CallEvent: Sendable, Hashable {
         }
         guard let typeValue = object["type"] else { throw .missing("type") }
         guard let text = typeValue.stringValue, let kind = Kind(rawValue: text) else {
-            throw .invalid("type", "must be connected, failed or completed")
+            throw .invalid("type", "must be connected, failed, completed or hung_up")
         }
         var duration: Int?
         if let value = object["duration_s"], !value.isNull {
