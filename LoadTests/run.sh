@@ -80,7 +80,8 @@ if [ "$BUILD" = 1 ]; then
     fi
   done
 fi
-bin=$(swift build "${build_flags[@]}" --show-bin-path)
+# GAVEL_BIN: binaries built elsewhere (a scratch path of your own); with BUILD=0.
+bin=${GAVEL_BIN:-$(swift build "${build_flags[@]}" --show-bin-path)}
 
 # --- processes -----------------------------------------------------------------------------------
 fleet_pid="" exchange_pid="" fleet_url="" exchange_url=""

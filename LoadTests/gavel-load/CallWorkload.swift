@@ -18,7 +18,9 @@ struct CallWorkload: Workload {
     var engine: CurlMultiEngine
 
     func perform(_ index: Int) async -> Outcome {
-        let callSid = "CA" + Self.hex32("\(runTag)-\(index)")
+        // Unique per call, not per index: indexes start again each step, and a repeated CallSid is a
+        // retried webhook that the exchange answers from its record instead of auctioning.
+        let callSid = "CA" + Self.hex32("\(runTag)-\(index)-\(UUID().uuidString)")
         let voice: [(String, String)] = [
             ("AccountSid", Self.accountSid), ("CallSid", callSid), ("CallStatus", "ringing"), ("Direction", "inbound"),
             ("From", "+1415555\(String(format: "%04d", index % 10_000))"), ("FromState", "CA"), ("FromZip", "94107"),

@@ -68,7 +68,9 @@ struct Readback: Sendable {
         }
         guard response.status == 200 else { return .lost("\(id): HTTP \(response.status)") }
         guard let round = try? JSONValue.parse(response.body) else { return .mismatched("\(id): unparsable JSON") }
-        let told = sampled.sold ? "sold" : "unsold"
+        // A call the generator completed at 120 s converts (the buyers' minimum is 60 s).
+        let isCall = id.hasPrefix("call_")
+        let told = sampled.sold ? (isCall ? "converted" : "sold") : (isCall ? "unrouted" : "unsold")
         guard round["status"]?.stringValue == told else {
             return .mismatched("\(id): recorded \(round["status"]?.stringValue ?? "nil"), seller was told \(told)")
         }

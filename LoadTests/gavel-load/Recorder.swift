@@ -34,6 +34,8 @@ final class Recorder: Sendable {
         var sent = 0
         var ok = 0
         var sold = 0
+        /// Calls among `sold` (routed calls: they transfer, no buyer post is counted).
+        var soldCalls = 0
         var unsold = 0
         var errors = 0
         var errorKinds: [String: Int] = [:]
@@ -116,6 +118,7 @@ final class Recorder: Sendable {
                 return
             case .sold:
                 state.totals.sold += 1
+                if outcome.auctionID?.hasPrefix("call_") == true { state.totals.soldCalls += 1 }
                 sold = true
             case .unsold:
                 state.totals.unsold += 1

@@ -79,6 +79,8 @@ struct StepResult: Codable, Sendable {
     /// Requests answered 200 with a valid body: sold + unsold.
     var ok: Int
     var sold: Int
+    /// Calls among `sold` (their TwiML dialled a buyer); nil in results written before calls existed.
+    var soldCalls: Int?
     var unsold: Int
     var errors: Int
     var errorKinds: [String: Int]

@@ -118,7 +118,7 @@ struct StepRunner<W: Workload>: Sendable {
 
         var result = StepResult(
             targetRate: rate, seconds: settings.stepSeconds, scheduled: totals.scheduled, sent: totals.sent, ok: totals.ok,
-            sold: totals.sold, unsold: totals.unsold, errors: totals.errors + report.abandoned,
+            sold: totals.sold, soldCalls: totals.soldCalls, unsold: totals.unsold, errors: totals.errors + report.abandoned,
             errorKinds: report.abandoned > 0 ? totals.errorKinds.merging(["unanswered_at_drain": report.abandoned], uniquingKeysWith: +) : totals.errorKinds,
             achievedRate: Self.achievedRate(buckets: measured.completionBuckets, seconds: settings.stepSeconds, ok: totals.ok),
             latency: LatencySummary(measured.latency), overruns: totals.overruns, overrun: LatencySummary(measured.overrun),
@@ -199,11 +199,13 @@ struct StepRunner<W: Workload>: Sendable {
                 problems.append("exchange /metrics unavailable")
             }
             if let fleet = result.fleet {
-                if fleet.accepted < result.sold { problems.append("\(result.sold) sold but buyers accepted only \(fleet.accepted) posts") }
+                // Calls are sold by transfer: only sold leads need a buyer's accepted post.
+                let soldLeads = result.sold - (result.soldCalls ?? 0)
+                if fleet.accepted < soldLeads { problems.append("\(soldLeads) leads sold but buyers accepted only \(fleet.accepted) posts") }
                 if fleet.pings == 0 && result.ok > 0 { problems.append("no pings reached the fleet") }
             }
             checks.append(Check(name: "counts", passed: problems.isEmpty,
-                                detail: problems.isEmpty ? "rounds \(result.exchangeRounds ?? 0) = answers \(result.ok); sold \(result.sold) <= accepted \(result.fleet?.accepted ?? 0)" : problems.joined(separator: "; ")))
+                                detail: problems.isEmpty ? "rounds \(result.exchangeRounds ?? 0) = answers \(result.ok); leads sold \(result.sold - (result.soldCalls ?? 0)) <= accepted \(result.fleet?.accepted ?? 0)" : problems.joined(separator: "; ")))
             if let readback = result.readback {
                 let wanted = min(settings.readbackSize, result.ok)
                 let passed = readback.lost == 0 && readback.mismatched == 0 && readback.checked >= wanted
