@@ -49,4 +49,9 @@ public struct TelephonySettings: Sendable, Hashable {
 public struct PhoneLine: Sendable, Hashable {
     public var campaignID: String
     public var sellerID: String?
+
+    public init(campaignID: String, sellerID: String?) {
+        self.campaignID = campaignID
+        self.sellerID = sellerID
+    }
 }
