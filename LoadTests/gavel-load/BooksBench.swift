@@ -231,8 +231,8 @@ struct Books: AsyncParsableCommand {
     }
 
     static func figures(_ json: JSONValue?) -> BookFigures {
-        func money(_ name: String) -> Money { json?[name]?.stringValue.flatMap { Money(decimal: $0, allowNegative: true) } ?? .zero }
-        func count(_ name: String) -> Int64 { json?[name]?.stringValue.flatMap { Int64($0) } ?? 0 }
+        func money(_ name: String) -> Money { json?[name]?.numberText.flatMap { Money(decimal: $0, allowNegative: true) } ?? .zero }
+        func count(_ name: String) -> Int64 { json?[name]?.numberText.flatMap { Int64($0) } ?? 0 }
         return BookFigures(rounds: count("rounds"), sold: count("sold"), revenue: money("revenue"), payout: money("payout"),
                            returned: money("returned"), payoutReversed: money("payout_reversed"))
     }

@@ -225,7 +225,8 @@ extension RoundStore: BooksStore {
                     sellers[id, default: SellerActivity(sellerID: id)].figures += slice.figures
                 }
                 let filter = sellerID == nil ? "" : "AND r.seller_id = ?3"
-                let arguments: StatementArguments = [startMs, endMs, sellerID]
+                var arguments: StatementArguments = [startMs, endMs]
+                if let sellerID { arguments += [sellerID] }
                 for row in try Row.fetchAll(db, sql: """
                     SELECT r.seller_id, r.status, COUNT(*) AS n FROM rounds r
                     WHERE r.created_at_ms >= ?1 AND r.created_at_ms < ?2 \(filter)
