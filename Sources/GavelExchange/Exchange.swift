@@ -487,6 +487,11 @@ public final class Exchange: Sendable {
                     round.skipPost(reason: .paused, detail: "buyer removed from config")
                     continue
                 }
+                // A bid given before the buyer paused (a held ping posted later) is not sold to it.
+                if buyer.paused || portalPauses.contains(buyer.id) {
+                    round.skipPost(reason: .paused, detail: "buyer paused since it bid")
+                    continue
+                }
                 let reservation: BuyerLedger.Reservation
                 switch await ledger.reserve(buyer: buyer, price: bid.price, contactHash: context.contactHash, at: now) {
                 case .success(let held): reservation = held

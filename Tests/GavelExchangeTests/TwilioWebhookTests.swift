@@ -220,6 +220,26 @@ struct TwilioWebhookTests {
         await harness.shutdown()
     }
 
+    @Test func concurrentDuplicatesAuctionOnceAndSellersCannotPostEvents() async throws {
+        let harness = try await Self.harness()
+        let callSid = Self.sid("CA", 14)
+        // Twilio retrying while the first webhook still runs: one auction, the same TwiML.
+        async let first = Self.send(Self.voice(callSid: callSid), to: harness)
+        async let second = Self.send(Self.voice(callSid: callSid), to: harness)
+        let (a, b) = try await (first, second)
+        #expect(a.status == 200 && b.status == 200)
+        #expect(a.body == b.body)
+        #expect(await harness.exchange.liveCallCount() == 1)
+        // One routed call counted against the buyer, not two.
+        let best = try #require(harness.exchange.config.buyer(id: "best"))
+        #expect(await harness.exchange.ledger.capUsage(buyer: best, at: Date()).day == 1)
+        // The seller may not report (and so bill) a call its provider bridges.
+        let forged = try await harness.http(.post, "/v1/calls/call_tw_\(callSid)/events", body: #"{"type": "completed", "duration_s": 999}"#)
+        #expect(forged.status == 404)
+        #expect(try await harness.round("call_tw_" + callSid).status == "routed")
+        await harness.shutdown()
+    }
+
     @Test func badSignaturesAndUnknownAccountsAreRefused() async throws {
         let harness = try await Self.harness()
         var forged = Self.voice(callSid: Self.sid("CA", 7))

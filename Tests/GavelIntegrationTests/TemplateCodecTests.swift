@@ -46,6 +46,11 @@ struct ValueTemplateTests {
         #expect(try render("{{lead.owner | bool}}", lead: lead) == .bool(true))
         #expect(try render("{{lead.phone_type | truncate:3}}", lead: lead) == .string("Mob"))
         #expect(try render("{{round.now | date:YYYY}}") == .string("2025"))
+        // Hostile dates are no date (the field is left out), never an overflow.
+        for hostile in ["2024-01-01T9000000000000000000:00+0000", "2024-01-9000000000000000000T00:00+0000", "2024-13-01", "99999999999"] {
+            let hostileLead = JSONObject(["d": .string(hostile)])
+            #expect(try render("{{lead.d | date:unix}}", lead: hostileLead) == nil, "\(hostile)")
+        }
     }
 
     @Test func parseErrorsNameWhatIsWrong() {

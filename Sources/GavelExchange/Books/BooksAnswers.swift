@@ -285,7 +285,7 @@ extension PurchasePage {
 }
 
 /// RFC 4180 CSV: fields with a comma, quote or line break are quoted; text a spreadsheet would
-/// run as a formula (`=`, `+`, `@`, or `-` not followed by a digit) gets a leading `'`.
+/// run as a formula (`=`, `+`, `@`, or `-` unless the cell is a number) gets a leading `'`.
 public struct CSVTable: Sendable {
     private(set) var lines: [String]
 
@@ -300,8 +300,10 @@ public struct CSVTable: Sendable {
     static func cell(_ value: String) -> String {
         var text = value
         if let first = text.first {
+            // A negative amount stays a number; anything else starting with "-" could be a formula
+            // (`-1+HYPERLINK(...)`), so only a cell that is wholly a number is exempt.
             let formula = first == "=" || first == "+" || first == "@" || first == "\t" || first == "\r"
-                || (first == "-" && !(text.dropFirst().first?.isNumber ?? false))
+                || (first == "-" && Money(decimal: text, allowNegative: true) == nil)
             if formula { text = "'" + text }
         }
         guard text.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) else { return text }

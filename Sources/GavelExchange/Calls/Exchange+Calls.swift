@@ -98,6 +98,12 @@ extension Exchange {
     ///
     /// `seller` nil: the caller is the call's telephony provider (signed webhooks), not a seller.
     public func handleCallEvent(callID: String, event: CallEvent, seller: Seller?, ticket: IdempotencyTicket? = nil) async throws(PostError) -> CallEventOutcome {
+        // The provider bridges these calls and reports their outcome: a seller's event would bill
+        // (or reroute) a call the provider never reported.
+        if seller != nil, callID.hasPrefix(Exchange.providerCallPrefix) {
+            throw .request(RequestError(status: 404, code: "unknown_call",
+                                        message: "call \(callID) is reported by its telephony provider's webhooks, not by events", field: "call_id"))
+        }
         guard let session = await calls.checkOut(callID) else {
             throw .request(try await endedCallError(callID: callID, seller: seller))
         }
@@ -218,6 +224,11 @@ extension Exchange {
         while case .reserve(let bid) = session.lifecycle.nextRoute(atMs: nowMs) {
             guard let buyer = session.context.config.buyer(id: bid.buyerID) else {
                 session.lifecycle.denied(.paused, detail: "buyer removed from config")
+                continue
+            }
+            // Reused or held bids of a buyer that paused since are not routed to it.
+            if buyer.paused || portalPauses.contains(buyer.id) {
+                session.lifecycle.denied(.paused, detail: "buyer paused since it bid")
                 continue
             }
             switch await ledger.reserveCall(buyer: buyer, price: bid.price, callerHash: session.context.contactHash, at: now) {

@@ -3,6 +3,10 @@ import GavelCore
 import GavelStore
 
 extension Exchange {
+    /// Calls placed by a telephony provider's webhooks are named `call_tw_<CallSid>`: their events
+    /// come only from the provider's signed callbacks, never from a seller's `/v1/calls/{id}/events`.
+    public static let providerCallPrefix = "call_tw_"
+
     /// The routing of a call already recorded under `callID` (a provider's repeated voice webhook
     /// under another idempotency token), as `CallRouting.json` text; nil when there is no such call.
     public func callRouting(callID: String) async throws(ExchangeError) -> String? {

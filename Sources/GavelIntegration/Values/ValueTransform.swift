@@ -157,21 +157,26 @@ enum DateText {
         if digits.count == text.count, (9...10).contains(text.count), let seconds = Int64(text) {
             return instant(unixMs: seconds * 1000)
         }
-        let numbers = text.split(whereSeparator: { !$0.isASCIIDigit }).map { Int($0) ?? -1 }
+        guard text.count <= 64 else { return nil }
+        // Untrusted text: a part longer than 4 digits is not a date part (and must never reach the
+        // arithmetic below, where it could overflow). Fractions of a second, after the 6th part, are ignored.
+        let parts = text.split(whereSeparator: { !$0.isASCIIDigit })
+        let numbers = parts.map { $0.count <= 4 ? Int($0) ?? -1 : -1 }
         var result: Instant
+        var offsetS = 0
         if text.count >= 10, text.dropFirst(4).first == "-", numbers.count >= 3 {
             result = Instant(year: numbers[0], month: numbers[1], day: numbers[2], hour: 0, minute: 0, second: 0)
             if numbers.count >= 5 {
                 result.hour = numbers[3]
                 result.minute = numbers[4]
                 result.second = numbers.count >= 6 ? numbers[5] : 0
-                // A numeric offset (`+02:00`, `-0500`): moved to UTC.
+                // A numeric offset (`+02:00`, `-0500`): moved to UTC once the parts are checked.
                 let tail = text.dropFirst(19)
                 if let signIndex = tail.lastIndex(where: { $0 == "+" || $0 == "-" }) {
                     let offsetDigits = tail[tail.index(after: signIndex)...].filter(\.isASCIIDigit)
-                    if offsetDigits.count == 4, let hours = Int(offsetDigits.prefix(2)), let minutes = Int(offsetDigits.suffix(2)) {
-                        let sign: Int64 = tail[signIndex] == "+" ? -1 : 1
-                        return instant(unixMs: result.unixMs + sign * Int64(hours * 3600 + minutes * 60) * 1000)
+                    if offsetDigits.count == 4, let hours = Int(offsetDigits.prefix(2)), let minutes = Int(offsetDigits.suffix(2)),
+                       hours <= 23, minutes <= 59 {
+                        offsetS = (tail[signIndex] == "+" ? -1 : 1) * (hours * 3600 + minutes * 60)
                     }
                 }
             }
@@ -183,7 +188,7 @@ enum DateText {
         guard (1...9999).contains(result.year), (1...12).contains(result.month), (1...31).contains(result.day),
               (0...23).contains(result.hour), (0...59).contains(result.minute), (0...60).contains(result.second)
         else { return nil }
-        return result
+        return offsetS == 0 ? result : instant(unixMs: result.unixMs + Int64(offsetS) * 1000)
     }
 
     static func format(_ instant: Instant, as format: String) -> String {

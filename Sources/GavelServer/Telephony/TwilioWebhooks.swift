@@ -6,6 +6,7 @@ import HTTPTypes
 import Hummingbird
 import Logging
 import NIOCore
+import Synchronization
 
 /// Twilio-compatible voice webhooks (CONTRACT v2, "Telephony"): a seller points a phone number's
 /// voice URL at Gavel; each call is auctioned and answered with TwiML that dials the winner, and
@@ -17,6 +18,9 @@ import NIOCore
 struct TwilioWebhooks: Sendable {
     let exchange: Exchange
     let logger: Logger
+    /// One webhook per call at a time: a provider's duplicate (a retry while the first still runs)
+    /// waits for the first and then gets its stored answer, so a call is never auctioned or moved twice.
+    let inFlight = CallGate()
 
     static let voicePath = "/telephony/twilio/voice"
     static let dialStatusPath = "/telephony/twilio/dial-status"
@@ -56,7 +60,7 @@ struct TwilioWebhooks: Sendable {
         case .failure(let refusal): return refusal
         }
         guard let callSid = webhook["CallSid"], TwilioWebhooks.isSid(callSid) else { return Self.badRequest("CallSid") }
-        let callID = "call_tw_" + callSid
+        let callID = Exchange.providerCallPrefix + callSid
         let dialled = webhook["To"].flatMap(PhoneNumber.e164)
         guard let dialled, let line = config.phoneLine(dialled: dialled), let campaign = config.campaigns[line.campaignID] else {
             logger.notice("voice webhook for a number no campaign takes", metadata: ["auction_id": "\(callID)", "to": "\(webhook["To"] ?? "-")"])
@@ -69,6 +73,8 @@ struct TwilioWebhooks: Sendable {
             return Self.twiml(TwiML.noBuyer(campaign.phoneLines))
         }
         let ticket = IdempotencyTicket(scope: "twilio voice " + (webhook.idempotencyToken ?? callSid), bodyHash: "twilio")
+        guard await inFlight.enter(callID) else { return JSONResponses.unavailable(.overloaded("a webhook of this call is still running")) }
+        defer { inFlight.leave(callID) }
         do {
             if let previous = try await exchange.previousAnswer(for: ticket) {
                 return Self.twiml(answer(forRouting: previous.response, campaign: campaign, webhook: webhook))
@@ -108,9 +114,11 @@ struct TwilioWebhooks: Sendable {
         }
         guard let callSid = webhook["CallSid"], TwilioWebhooks.isSid(callSid) else { return Self.badRequest("CallSid") }
         guard let dialStatus = webhook["DialCallStatus"] else { return Self.badRequest("DialCallStatus") }
-        let callID = "call_tw_" + callSid
+        let callID = Exchange.providerCallPrefix + callSid
         let key = webhook.idempotencyToken ?? "\(callSid) \(webhook["DialCallSid"] ?? "-") \(dialStatus)"
         let ticket = IdempotencyTicket(scope: "twilio dial-status " + key, bodyHash: "twilio")
+        guard await inFlight.enter(callID) else { return JSONResponses.unavailable(.overloaded("a webhook of this call is still running")) }
+        defer { inFlight.leave(callID) }
         let callerOnLine = webhook["CallStatus"] == "in-progress"
         let event: CallEvent
         switch dialStatus {
@@ -158,7 +166,7 @@ struct TwilioWebhooks: Sendable {
             return Self.badRequest("RecordingUrl")
         }
         do {
-            try await exchange.attachRecording(callID: "call_tw_" + callSid, url: url)
+            try await exchange.attachRecording(callID: Exchange.providerCallPrefix + callSid, url: url)
         } catch {
             return JSONResponses.unavailable(error)
         }
@@ -209,7 +217,11 @@ struct TwilioWebhooks: Sendable {
         let pairs = FormFields.parse(String(buffer: body))
         var parameters: [String: String] = [:]
         for (name, value) in pairs where parameters[name] == nil { parameters[name] = value }
-        let base = config.telephony.publicBaseURL ?? "http://" + (request.head.authority ?? "localhost")
+        // Behind a TLS terminator the provider signed an https URL: its X-Forwarded-Proto says so. A
+        // forged one only changes which URL is checked; the signature still needs the auth token.
+        let forwarded = request.headers[HTTPField.Name("X-Forwarded-Proto")!]?.lowercased()
+        let scheme = forwarded == "https" ? "https" : "http"
+        let base = config.telephony.publicBaseURL ?? scheme + "://" + (request.head.authority ?? "localhost")
         let query = request.uri.query.map { "?" + $0 } ?? ""
         let url = base + request.uri.path + query
         guard let account = parameters["AccountSid"], let token = config.telephony.twilioAccounts[account] else {
@@ -281,4 +293,19 @@ enum FormFields {
         let spaced = text.replacingOccurrences(of: "+", with: " ")
         return spaced.removingPercentEncoding ?? spaced
     }
+}
+
+/// Call ids with a webhook running. `enter` waits (up to 10 s) for the call's earlier webhook to end.
+final class CallGate: Sendable {
+    private let running = Mutex<Set<String>>([])
+
+    func enter(_ callID: String) async -> Bool {
+        for _ in 0..<2_000 {
+            if running.withLock({ $0.insert(callID).inserted }) { return true }
+            try? await Task.sleep(for: .milliseconds(5))
+        }
+        return false
+    }
+
+    func leave(_ callID: String) { _ = running.withLock { $0.remove(callID) } }
 }
