@@ -68,6 +68,7 @@ let package = Package(
             "GavelCore", "GavelExchange", "GavelStore",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "Mustache", package: "swift-mustache"),
+            .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "NIOCore", package: "swift-nio"),
         ], resources: [.copy("Templates"), .copy("Static")]),

@@ -27,6 +27,8 @@ public struct ServerSettings: Sendable {
     public var dniRateLimit = RateLimit(perSecond: 2, burst: 20)
     /// Peers whose `X-Forwarded-For` is believed (a load balancer, nginx); everyone else is the client.
     public var trustedProxies: Set<String> = []
+    /// Marks the web pages' cookies `Secure`: set when browsers reach the exchange over HTTPS (behind TLS).
+    public var secureCookies = false
     /// A connection idle this long is closed (slow or abandoned clients must not hold sockets).
     public var idleTimeoutS = 60
     /// Resolves buyer host names; nil (the default) uses the system resolver. Tests inject one.
@@ -67,7 +69,8 @@ public struct GavelServer: Sendable {
         sellerAPI.register(on: router)
         CallAPI(exchange: exchange, sellers: sellerAPI).register(on: router)
         TrackingAPI(exchange: exchange, limit: settings.dniRateLimit, trustedProxies: settings.trustedProxies).register(on: router)
-        WebPages.register(on: router, exchange: exchange, logger: logger)  // /portal/ and /ui/
+        WebPages.register(on: router, exchange: exchange, logger: logger,  // /portal/ and /ui/
+                          configuration: .init(secureCookies: settings.secureCookies))
         BooksAPI(exchange: exchange, idempotency: sellerAPI.idempotency).register(on: router)
         TwilioWebhooks(exchange: exchange, logger: logger).register(on: router)
         let registry = self.registry

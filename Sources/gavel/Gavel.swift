@@ -49,6 +49,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Seconds an idle client connection is kept open.")
     var idleTimeoutS = 60
 
+    @Flag(help: "Mark the portal's and dashboard's session cookies Secure (browsers reach the exchange over HTTPS, behind TLS).")
+    var secureCookies = false
+
     @Option(help: "Log lines on stderr: text, or json (one object per line: time, level, message, auction_id, buyer, ...).")
     var logFormat = ProcessInfo.processInfo.environment["GAVEL_LOG_FORMAT"] ?? "text"
 
@@ -90,6 +93,7 @@ struct Serve: AsyncParsableCommand {
         settings.dniRateLimit = RateLimit(perSecond: Double(dniRateLimit), burst: dniRateLimit * 10)
         settings.trustedProxies = Set(trustedProxy)
         settings.idleTimeoutS = idleTimeoutS
+        settings.secureCookies = secureCookies
 
         let server: GavelServer
         do {

@@ -69,6 +69,22 @@ struct WebPagesTests {
         await harness.shutdown()
     }
 
+    @Test func aRotatedKeyEndsTheSessionsSignedInWithIt() async throws {
+        let harness = try await Self.harness()
+        let client = WebClient(port: harness.port)
+        #expect(try await Self.signIn(client, area: "portal", key: Self.buyerKey).status == 303)
+        #expect(try await client.get("/portal/").body.contains("Purchases"))
+        // The operator rotates the leaked key: the session made with the old one is over.
+        let file = harness.configPath + "/buyers/acme.yaml"
+        let yaml = try String(contentsOfFile: file, encoding: .utf8).replacingOccurrences(of: Self.buyerKey, with: "buyer-key-acme-0002")
+        try yaml.write(toFile: file, atomically: true, encoding: .utf8)
+        harness.exchange.reload(try ConfigLoader.load(directory: harness.configPath))
+        let after = try await client.get("/portal/")
+        #expect(after.body.contains("Sign in to the buyer portal"))
+        #expect(!after.body.contains("Purchases"))
+        await harness.shutdown()
+    }
+
     @Test func badKeysGetTheFormAgainWithAReason() async throws {
         let harness = try await Self.harness()
         let client = WebClient(port: harness.port)

@@ -16,6 +16,14 @@ public struct ExchangeBooks: WebBooks, WebKeys {
 
     public func operatorID(forKey key: String) -> String? { exchange.operator(apiKey: key)?.id }
 
+    public func keyDigest(for principal: WebPrincipal) -> String? {
+        let config = exchange.config
+        switch principal {
+        case .buyer(let id): return config.buyer(id: id)?.apiKey.map(WebKeyDigest.of)
+        case .operator(let id): return config.operators.first { $0.id == id }.map { WebKeyDigest.of($0.apiKey) }
+        }
+    }
+
     public func purchases(buyerID: String, fromMs: Int64, toMs: Int64, limit: Int) async throws -> [WebPurchase] {
         guard let buyer = exchange.config.buyer(id: buyerID) else { return [] }
         let page = try await exchange.purchases(of: buyer, range: ExchangeBooks.range(fromMs: fromMs, toMs: toMs), limit: limit)

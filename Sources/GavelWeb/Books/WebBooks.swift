@@ -1,3 +1,4 @@
+import Crypto
 import GavelCore
 
 /// What the pages need from the books (ledger, returns, reports): a small protocol, so the portal
@@ -78,4 +79,14 @@ public struct WebReturnRefusal: Error, Sendable, Hashable {
 public protocol WebKeys: Sendable {
     func buyerID(forKey key: String) -> String?
     func operatorID(forKey key: String) -> String?
+    /// `WebKeyDigest` of the principal's key in the config now; nil when it has none any more.
+    /// A session signed in with another key (rotated since, or removed) ends.
+    func keyDigest(for principal: WebPrincipal) -> String?
+}
+
+/// A key's SHA-256 (hex): what a session remembers of the key it signed in with, never the key.
+public enum WebKeyDigest {
+    public static func of(_ key: String) -> String {
+        SHA256.hash(data: Array(key.utf8)).map { String(format: "%02x", $0) }.joined()
+    }
 }

@@ -23,6 +23,8 @@ public struct WebSession: Sendable, Hashable {
     public var lastSeen: Date
     /// A one-time message for the next page (a return credited, a pause taken).
     public var notice: String?
+    /// `WebKeyDigest` of the key it signed in with: a rotated key ends the session.
+    public var keyDigest: String? = nil
 }
 
 /// Sessions in memory, bounded in number and in time.
@@ -55,9 +57,9 @@ public final class SessionStore: Sendable {
     }
 
     /// Starts a session for `principal`.
-    public func create(for principal: WebPrincipal, at now: Date) -> WebSession {
+    public func create(for principal: WebPrincipal, keyDigest: String? = nil, at now: Date) -> WebSession {
         let session = WebSession(id: RandomToken.make(), principal: principal, csrfToken: RandomToken.make(),
-                                 createdAt: now, lastSeen: now)
+                                 createdAt: now, lastSeen: now, keyDigest: keyDigest)
         sessions.withLock { sessions in
             if sessions.count >= limits.capacity {
                 sessions = sessions.filter { !isExpired($0.value, at: now) }

@@ -32,9 +32,15 @@ struct WebArea: Sendable {
         guard let id = request.cookies[sessionCookie]?.value, !id.isEmpty,
               let session = sessions.session(id: id, at: now()) else { return nil }
         switch (kind, session.principal) {
-        case (.portal, .buyer), (.dashboard, .operator): return session
+        case (.portal, .buyer), (.dashboard, .operator): break
         default: return nil
         }
+        // The key it signed in with must still be the principal's key (rotated or removed: signed out).
+        if let digest = session.keyDigest, keys.keyDigest(for: session.principal) != digest {
+            sessions.remove(id: session.id)
+            return nil
+        }
+        return session
     }
 
     // MARK: Sign-in and sign-out
@@ -64,7 +70,7 @@ struct WebArea: Sendable {
             let what = kind == .portal ? "buyer" : "operator"
             return signInPage(error: key.isEmpty ? "Enter your \(what) key." : "That key is not a \(what) key.", status: .unauthorized)
         }
-        let session = sessions.create(for: principal, at: now())
+        let session = sessions.create(for: principal, keyDigest: WebKeyDigest.of(key), at: now())
         var response = WebArea.redirect(path)
         response.setCookie(cookie(sessionCookie, session.id, maxAge: nil))
         response.setCookie(cookie(signInCookie, "", maxAge: 0))
