@@ -122,8 +122,7 @@ struct BooksAPI: Sendable {
             do throws(RequestError) { submission = try ReturnSubmission.parse(body) } catch { return .failed(error) }
             do throws(ReturnError) {
                 let receipt = try await exchange.returnSale(
-                    auctionID: submission.auctionID, buyer: buyer, reason: submission.reason, note: submission.note)
-                if let ticket { await exchange.storeAnswer(ticket, status: 200, body: JSONText.body(receipt.json)) }
+                    auctionID: submission.auctionID, buyer: buyer, reason: submission.reason, note: submission.note, ticket: ticket)
                 return .ok(receipt.json)
             } catch {
                 return BooksAPI.answer(error)

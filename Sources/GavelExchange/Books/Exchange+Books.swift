@@ -74,7 +74,10 @@ extension Exchange {
     /// `return_window_days` of the sale, once. The price goes back to the buyer's daily budget of
     /// the sale's day (count caps are unchanged), the seller's payout is reversed per the
     /// campaign's `return_policy`, and the buyer's accept estimate counts the sale as a failure.
-    public func returnSale(auctionID: String, buyer: Buyer, reason: ReturnReason, note: String?) async throws(ReturnError) -> ReturnReceipt {
+    /// With a `ticket` (an `Idempotency-Key`), the 200 answer is stored in the return's own
+    /// transaction: a repeat after a crash gets it, not `already_returned`.
+    public func returnSale(auctionID: String, buyer: Buyer, reason: ReturnReason, note: String?,
+                           ticket: IdempotencyTicket? = nil) async throws(ReturnError) -> ReturnReceipt {
         let found: BookedSale?
         do { found = try await books.sale(roundID: auctionID) } catch { throw .unavailable(.storage("\(error)")) }
         guard let sale = found, sale.buyerID == buyer.id else { throw .notFound(auctionID) }
@@ -91,8 +94,11 @@ extension Exchange {
         let booked = BookedReturn(
             returnID: AuctionID.make(prefix: "ret_", nowMs: nowMs), reason: reason.rawValue, note: note, atMs: nowMs,
             credited: sale.price, payoutReversed: policy.reversal(of: sale.payout))
+        let receipt = ReturnReceipt(returnID: booked.returnID, auctionID: auctionID, credited: booked.credited, payoutReversed: booked.payoutReversed)
+        var entry = ReturnEntry(sale: sale, booked: booked, budgetCredit: credit)
+        entry.answer = ticket?.answer(receipt.json, roundID: auctionID, atMs: nowMs)
         let outcome: ReturnOutcome
-        do { outcome = try await books.record(ReturnEntry(sale: sale, booked: booked, budgetCredit: credit)) } catch {
+        do { outcome = try await books.record(entry) } catch {
             logger.error("return not booked", metadata: ["auction_id": "\(auctionID)", "error": "\(error)"])
             throw .unavailable(.storage("\(error)"))
         }
@@ -103,7 +109,7 @@ extension Exchange {
         logger.debug("sale returned", metadata: [
             "auction_id": "\(auctionID)", "buyer": "\(buyer.id)", "return_id": "\(booked.returnID)", "reason": "\(reason.rawValue)",
         ])
-        return ReturnReceipt(returnID: booked.returnID, auctionID: auctionID, credited: booked.credited, payoutReversed: booked.payoutReversed)
+        return receipt
     }
 
     /// Books an operator's adjustment of revenue and payout (signed amounts) on today's books.

@@ -85,6 +85,8 @@ public struct ReturnEntry: Sendable, Hashable {
     public var sale: BookedSale
     public var booked: BookedReturn
     public var budgetCredit: CapIncrement?
+    /// The request's idempotent answer, stored in the same transaction as the return.
+    public var answer: StoredAnswer?
 
     public init(sale: BookedSale, booked: BookedReturn, budgetCredit: CapIncrement?) {
         self.sale = sale

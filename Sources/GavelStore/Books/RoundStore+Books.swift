@@ -69,6 +69,7 @@ extension RoundStore: BooksStore {
                         sale.buyerID, sale.source, booked.credited.units, booked.payoutReversed.units, booked.reason, booked.note,
                     ])
                 if let credit = entry.budgetCredit { try RoundStore.addCounts([credit], in: db) }
+                if let answer = entry.answer { try RoundStore.insert(answer, into: db) }
                 return .recorded
             }
         } catch {
