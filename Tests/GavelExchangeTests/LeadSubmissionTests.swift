@@ -78,6 +78,17 @@ struct LeadSubmissionTests {
 
     // MARK: The body
 
+    @Test func sourceIsShortPrintableTextOrAClearError() throws {
+        #expect(try parse(body(extra: #","source":"pub-7/sub 3""#)).source == "pub-7/sub 3")
+        #expect(try parse(body(extra: #","source":null"#)).source == nil)
+        #expect(try parse(body(extra: ",\"source\":\"" + String(repeating: "é", count: 100) + "\"")).source?.count == 100)
+        for bad in [#""""#, "42", "true", #"["a"]"#, #"{"a":1}"#, "\"" + String(repeating: "x", count: 101) + "\"", #""tab\there""#, #""nul\u0000""#] {
+            expectRejected(body(extra: ",\"source\":" + bad), code: "invalid_field", field: "source")
+        }
+        // Pings take it too.
+        #expect(try parse(#"{"campaign":"autos","lead":\#(Self.validLead),"source":"pub-7"}"#, shape: .pingOnly).source == "pub-7")
+    }
+
     @Test func emptyBody() {
         expectRejected("", status: 400, code: "invalid_json", field: nil)
     }

@@ -240,6 +240,31 @@ struct TwilioWebhookTests {
         await harness.shutdown()
     }
 
+    @Test func signedGarbageGetsAClearAnswerNeverAServerError() async throws {
+        let harness = try await Self.harness()
+        func signed(_ path: String, _ parameters: [(String, String)]) async throws -> Int {
+            try await Self.send(Webhook(path: path, parameters: [("AccountSid", Self.account)] + parameters), to: harness).status
+        }
+        // Malformed ids, numbers, statuses and durations, each signed correctly.
+        #expect(try await signed("/telephony/twilio/voice", [("CallSid", "CA'; DROP TABLE rounds;--"), ("To", Self.inbound)]) == 400)
+        #expect(try await signed("/telephony/twilio/voice", [("CallSid", String(repeating: "C", count: 500)), ("To", Self.inbound)]) == 400)
+        #expect(try await signed("/telephony/twilio/voice", [("CallSid", Self.sid("CA", 20))]) == 200, "no To: not in service")
+        #expect(try await signed("/telephony/twilio/voice", [("CallSid", Self.sid("CA", 21)), ("To", "not a number"), ("From", "\u{0}\u{7}")]) == 200)
+        #expect(try await signed("/telephony/twilio/voice", [("CallSid", Self.sid("CA", 22)), ("To", Self.inbound), ("From", String(repeating: "9", count: 5000)),
+                                                              ("FromState", "<xml>"), ("FromZip", "999999999")]) == 200)
+        #expect(try await signed("/telephony/twilio/dial-status", [("CallSid", Self.sid("CA", 22))]) == 400, "no DialCallStatus")
+        #expect(try await signed("/telephony/twilio/dial-status", [("CallSid", Self.sid("CA", 22)), ("DialCallStatus", "exploded")]) == 400)
+        #expect(try await signed("/telephony/twilio/dial-status", [("CallSid", Self.sid("CA", 22)), ("DialCallStatus", "completed"),
+                                                                    ("DialCallDuration", "99999999999999999999999"), ("CallStatus", "in-progress")]) == 200)
+        #expect(try await signed("/telephony/twilio/dial-status", [("CallSid", Self.sid("CA", 99)), ("DialCallStatus", "busy"),
+                                                                    ("CallStatus", "in-progress")]) == 200, "an unknown call: hang up")
+        #expect(try await signed("/telephony/twilio/recording", [("CallSid", Self.sid("CA", 22)), ("RecordingUrl", "javascript:alert(1)")]) == 400)
+        // A body past 64 KiB is refused before anything is parsed.
+        let huge = Webhook(path: "/telephony/twilio/voice", parameters: [("AccountSid", Self.account), ("Junk", String(repeating: "x", count: 70_000))])
+        #expect(try await Self.send(huge, to: harness).status == 413)
+        await harness.shutdown()
+    }
+
     @Test func badSignaturesAndUnknownAccountsAreRefused() async throws {
         let harness = try await Self.harness()
         var forged = Self.voice(callSid: Self.sid("CA", 7))
