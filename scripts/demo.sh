@@ -19,7 +19,7 @@ export DEMO_BUYERS_URL="http://127.0.0.1:${DEMO_BUYERS_PORT:-9100}"
 # with the demo auth token (telephony.yaml), and the TwiML that comes back.
 port=${GAVEL_PORT:-8080}
 sid=${TWILIO_ACCOUNT_SID:-AC00000000000000000000000000000000}
-python3 - "$port" "$sid" "${TWILIO_AUTH_TOKEN:-demo-twilio-auth-token-0001}" <<'PY'
+command -v python3 >/dev/null 2>&1 && python3 - "$port" "$sid" "${TWILIO_AUTH_TOKEN:-demo-twilio-auth-token-0001}" <<'PY'
 import base64, hashlib, hmac, sys, urllib.parse
 port, account, token = sys.argv[1], sys.argv[2], sys.argv[3]
 url = f"http://127.0.0.1:{port}/telephony/twilio/voice"
