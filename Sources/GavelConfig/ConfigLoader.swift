@@ -51,7 +51,9 @@ public enum ConfigLoader {
 
     /// The one-line summary `gavel validate` prints.
     public static func summary(of config: ExchangeConfig) -> String {
-        "config ok: \(config.campaigns.count) campaigns, \(config.sellers.count) sellers, \(config.buyers.count) buyers, \(config.operators.count) operators"
+        let operators = config.operators.count
+        return "config ok: \(config.campaigns.count) campaigns, \(config.sellers.count) sellers, \(config.buyers.count) buyers, "
+            + "\(operators) operator\(operators == 1 ? "" : "s")"
     }
 
     // MARK: Files
