@@ -23,7 +23,7 @@ public struct PingResult: Sendable, Hashable {
 
 /// Runs auction rounds: eligibility -> pings -> ranking -> post/fallback -> record.
 ///
-/// Shared state lives in actors (`BuyerLedger`, `HeldBids`); each round's own state is an
+/// Shared state lives behind a lock (`BuyerLedger`) or in actors (`HeldBids`); each round's own state is an
 /// `AuctionRound` value owned by the task running it; I/O goes through the libcurl engine and the store.
 public final class Exchange: Sendable {
     public struct Configuration: Sendable {
@@ -115,7 +115,7 @@ public final class Exchange: Sendable {
         let maxWindowDays = config.buyers.map(\.duplicateWindowDays).max() ?? 0
         let since = nowMs - Int64(maxWindowDays) * 86_400_000
         let sales = maxWindowDays > 0 ? try store.salesWithContact(sinceMs: since) : []
-        await ledger.restore(counters: counters, sales: sales)
+        ledger.restore(counters: counters, sales: sales)
         restoreRotations(try store.rotations())
         portalPauses.restore(try store.portalPauses())
         try await restoreLiveState()
@@ -333,7 +333,7 @@ public final class Exchange: Sendable {
             }
         }
         let ledgerExclusions = staticallyEligible.isEmpty
-            ? [:] : await ledger.exclusions(for: staticallyEligible, contactHash: context.contactHash, at: now)
+            ? [:] : ledger.exclusions(for: staticallyEligible, contactHash: context.contactHash, at: now)
         var targets: [(buyer: Buyer, tmaxMs: Int)] = []
         let pingMs = RoundContext.milliseconds(until: context.pingDeadline)
         for buyer in staticallyEligible {
@@ -419,7 +419,7 @@ public final class Exchange: Sendable {
                 default: answered.append(entry.buyerID)
                 }
             }
-            await ledger.recordHealth(failed: failed, answered: answered, at: now)
+            ledger.recordHealth(failed: failed, answered: answered, at: now)
         }
     }
 
@@ -493,7 +493,7 @@ public final class Exchange: Sendable {
                     continue
                 }
                 let reservation: BuyerLedger.Reservation
-                switch await ledger.reserve(buyer: buyer, price: bid.price, contactHash: context.contactHash, at: now) {
+                switch ledger.reserve(buyer: buyer, price: bid.price, contactHash: context.contactHash, at: now) {
                 case .success(let held): reservation = held
                 case .failure(.capped):
                     round.skipPost(reason: .capped, detail: "cap reached before the post")
@@ -511,7 +511,7 @@ public final class Exchange: Sendable {
                     let (seconds, attoseconds) = intentStart.duration(to: .now).components
                     metrics.postIntent.recordNanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
                 } catch {
-                    await ledger.release(reservation)
+                    ledger.release(reservation)
                     logger.error("post intent not recorded; round ends unsold", metadata: [
                         "auction_id": "\(context.auctionID)", "buyer": "\(bid.buyerID)", "error": "\(error)",
                     ])
@@ -520,10 +520,10 @@ public final class Exchange: Sendable {
                 let result = await sendPost(bid: bid, buyer: buyer, round: round, context: context, remainingMs: remaining)
                 recordOutcome(of: result.result, buyerID: bid.buyerID, context: context)
                 if let outcome = round.recordPost(result.result, latencyUs: result.latencyUs, buyerReason: result.buyerReason) {
-                    let increments = await ledger.commit(reservation, at: now)
+                    let increments = ledger.commit(reservation, at: now)
                     return (outcome, increments)
                 }
-                await ledger.release(reservation)
+                ledger.release(reservation)
             }
         }
     }

@@ -62,7 +62,7 @@ struct BooksAPITests {
     }
 
     func daySpend(_ harness: TestExchange, buyer: String, day: String) async -> Money {
-        await harness.exchange.ledger.usage(buyerID: buyer, window: "D:\(day)").spend
+        harness.exchange.ledger.usage(buyerID: buyer, window: "D:\(day)").spend
     }
 
     @Test func aReturnCreditsTheBuyerReversesThePayoutOnceAndOnlyWithinTheWindow() async throws {
@@ -100,7 +100,7 @@ struct BooksAPITests {
         #expect(returned.json["return_id"]?.stringValue?.hasPrefix("ret_") == true)
         // The price is back in the budget of the sale's day; the estimate counts a failure.
         #expect(await daySpend(harness, buyer: "alpha", day: "2026-03-10") == .zero)
-        #expect(await harness.exchange.ledger.usage(buyerID: "alpha", window: "D:2026-03-10").count == 1)
+        #expect(harness.exchange.ledger.usage(buyerID: "alpha", window: "D:2026-03-10").count == 1)
         #expect(harness.exchange.estimates.counts(buyerID: "alpha", kind: .lead).successes == before.successes - 1)
         // A repeat with the key gets the first answer; without it, 409.
         let replay = try await harness.http(.post, "/v1/returns", body: returnBody(sold), key: Self.alphaKey,

@@ -76,16 +76,16 @@ struct BoundsTests {
         let now = Date()
         let old = now.addingTimeInterval(-40 * 86_400)
         for date in [old, now] {
-            guard case .success(let reservation) = await ledger.reserve(buyer: buyer, price: Money(5), contactHash: "h-\(date)", at: date) else {
+            guard case .success(let reservation) = ledger.reserve(buyer: buyer, price: Money(5), contactHash: "h-\(date)", at: date) else {
                 Issue.record("reservation refused")
                 return
             }
-            _ = await ledger.commit(reservation, at: date)
+            _ = ledger.commit(reservation, at: date)
         }
-        #expect(await ledger.entryCount == 8)  // 2 × (hour, day, month) + 2 contacts
-        let dropped = await ledger.sweep(at: now, longestDuplicateWindowDays: 1)
+        #expect(ledger.entryCount == 8)  // 2 × (hour, day, month) + 2 contacts
+        let dropped = ledger.sweep(at: now, longestDuplicateWindowDays: 1)
         #expect(dropped == 3)  // the old hour and day, and the old contact; months are kept 93 days
-        #expect(await ledger.usage(buyerID: "b", window: CapWindowsProbe.day(now)).count == 1)
+        #expect(ledger.usage(buyerID: "b", window: CapWindowsProbe.day(now)).count == 1)
     }
 }
 
@@ -134,12 +134,12 @@ struct BudgetTests {
         caps.daily = 1
         caps.countConversions = true
         let buyer = Buyer(id: "b", campaigns: ["calls"], ping: nil, post: nil, caps: caps)
-        guard case .success = await ledger.reserveCall(buyer: buyer, price: Money(30), callerHash: "one", at: Date()) else {
+        guard case .success = ledger.reserveCall(buyer: buyer, price: Money(30), callerHash: "one", at: Date()) else {
             Issue.record("first call refused")
             return
         }
         // The first call may still convert: a second would overshoot the cap of one conversion.
-        guard case .failure(.capped) = await ledger.reserveCall(buyer: buyer, price: Money(30), callerHash: "two", at: Date()) else {
+        guard case .failure(.capped) = ledger.reserveCall(buyer: buyer, price: Money(30), callerHash: "two", at: Date()) else {
             Issue.record("second call was not capped")
             return
         }

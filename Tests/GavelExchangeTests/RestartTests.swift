@@ -21,7 +21,7 @@ struct RestartTests {
         await harness.stopServer()
         try await harness.openServer()
         #expect(await harness.exchange.liveCallCount() == 1)
-        #expect(await harness.exchange.ledger.liveCalls(buyerID: "busy") == 1)
+        #expect(harness.exchange.ledger.liveCalls(buyerID: "busy") == 1)
         // The concurrent cap counts the call that was live before the restart.
         let meanwhile = try await harness.runCall(TestExchange.call(number: "+14155550022"))
         #expect(meanwhile.destination == "+18005550102")
@@ -33,14 +33,14 @@ struct RestartTests {
         let round = try await harness.round(routed.callID)
         #expect(round.status == "converted")
         #expect(round.events.map(\.type) == ["routed", "connected", "completed"])
-        #expect(await harness.exchange.ledger.liveCalls(buyerID: "busy") == 0)
+        #expect(harness.exchange.ledger.liveCalls(buyerID: "busy") == 0)
         #expect(try harness.exchange.store.counts().sales == 1)
 
         // A completed call is not live after another restart, and its slot stays free.
         await harness.stopServer()
         try await harness.openServer()
         #expect(await harness.exchange.liveCallCount() == 1)  // `meanwhile` is still on the line
-        #expect(await harness.exchange.ledger.liveCalls(buyerID: "busy") == 0)
+        #expect(harness.exchange.ledger.liveCalls(buyerID: "busy") == 0)
         await harness.shutdown()
     }
 
@@ -55,8 +55,8 @@ struct RestartTests {
         let failed = try await harness.event(routed.callID, .failed)
         #expect(failed.status == "routed")
         #expect(failed.routing?.destination == "+18005550102")
-        #expect(await harness.exchange.ledger.liveCalls(buyerID: "first") == 0)
-        #expect(await harness.exchange.ledger.liveCalls(buyerID: "second") == 1)
+        #expect(harness.exchange.ledger.liveCalls(buyerID: "first") == 0)
+        #expect(harness.exchange.ledger.liveCalls(buyerID: "second") == 1)
         await harness.shutdown()
     }
 

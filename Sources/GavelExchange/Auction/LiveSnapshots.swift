@@ -103,7 +103,7 @@ extension Exchange {
                                           attributionJSON: snapshot.attributionJSON, routingUs: snapshot.routingUs,
                                           releaseAtMs: snapshot.releaseAtMs)
                 if let slot = snapshot.slot {
-                    await ledger.restoreLiveCall(slot, callerHash: snapshot.basis.contactHash, at: now)
+                    ledger.restoreLiveCall(slot, callerHash: snapshot.basis.contactHash, at: now)
                 }
                 await calls.add(session, id: state.roundID)
                 restored.calls += 1

@@ -125,7 +125,7 @@ extension Exchange {
     /// Drops what expired from the store: idempotency keys past 24 h, held bids and tracking-number
     /// reservations past their expiry.
     public func sweepStore() async {
-        await ledger.sweep(at: now, longestDuplicateWindowDays: config.buyers.map(\.duplicateWindowDays).max() ?? 0)
+        ledger.sweep(at: now, longestDuplicateWindowDays: config.buyers.map(\.duplicateWindowDays).max() ?? 0)
         await sweepIdempotencyKeys()
         do {
             try await store.sweepLiveState(nowMs: nowMs)

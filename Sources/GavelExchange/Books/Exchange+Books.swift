@@ -104,7 +104,7 @@ extension Exchange {
         }
         if case .alreadyReturned(let earlier) = outcome { throw .alreadyReturned(auctionID, earlier) }
         // Committed: the budget and the estimate follow.
-        await ledger.addCount(buyerID: buyer.id, window: day, count: 0, spend: .zero - sale.price)
+        ledger.addCount(buyerID: buyer.id, window: day, count: 0, spend: .zero - sale.price)
         estimates.recordReturn(buyerID: buyer.id, kind: sale.kind, prior: config.outcomePrior(sale.kind))
         logger.debug("sale returned", metadata: [
             "auction_id": "\(auctionID)", "buyer": "\(buyer.id)", "return_id": "\(booked.returnID)", "reason": "\(reason.rawValue)",

@@ -85,7 +85,7 @@ extension Exchange {
         do throws(ExchangeError) {
             try await commit(record, waitMs: context.storeWaitMs)
         } catch {
-            if let slot = session.slot { await ledger.endCall(slot, how: .failed) }
+            if let slot = session.slot { ledger.endCall(slot, how: .failed) }
             throw error
         }
         if session.lifecycle.isLive { await calls.add(session, id: context.auctionID) }
@@ -167,11 +167,11 @@ extension Exchange {
             try await commit(record, waitMs: Exchange.eventStoreWaitMs)
         } catch {
             // Undo what only the uncommitted event took: a slot reserved while rerouting.
-            if let reserved = next.slot, reserved != session.slot { await ledger.endCall(reserved, how: .failed) }
+            if let reserved = next.slot, reserved != session.slot { ledger.endCall(reserved, how: .failed) }
             await calls.checkIn(callID, session: session)
             throw .exchange(error)
         }
-        if let (slot, how) = freed { await ledger.endCall(slot, how: how) }
+        if let (slot, how) = freed { ledger.endCall(slot, how: how) }
         await calls.checkIn(callID, session: next.lifecycle.isLive ? next : nil)
         // Counted once committed, so a retried event is not counted twice.
         if event.kind == .completed, let bid = next.lifecycle.current {
@@ -206,7 +206,7 @@ extension Exchange {
                 await calls.checkIn(id, session: session)
                 continue
             }
-            if let slot = next.slot { await ledger.endCall(slot, how: .abandoned) }
+            if let slot = next.slot { ledger.endCall(slot, how: .abandoned) }
             await calls.checkIn(id, session: nil)
             released += 1
         }
@@ -231,7 +231,7 @@ extension Exchange {
                 session.lifecycle.denied(.paused, detail: "buyer paused since it bid")
                 continue
             }
-            switch await ledger.reserveCall(buyer: buyer, price: bid.price, callerHash: session.context.contactHash, at: now) {
+            switch ledger.reserveCall(buyer: buyer, price: bid.price, callerHash: session.context.contactHash, at: now) {
             case .success(let (slot, increments)):
                 session.lifecycle.reserved(atMs: nowMs)
                 session.slot = slot

@@ -20,8 +20,10 @@ extension BuyerLedger {
 
     public func capUsage(buyer: Buyer, at date: Date) -> CapUsage {
         let windows = CapWindows(date: date, timeZone: buyer.capTimeZone)
-        let day = usage(buyerID: buyer.id, window: windows.day)
-        return CapUsage(hour: usage(buyerID: buyer.id, window: windows.hour).count, day: day.count,
-                        month: usage(buyerID: buyer.id, window: windows.month).count, daySpend: day.spend)
+        return withState { state in
+            let day = state.usage(buyerID: buyer.id, window: windows.day)
+            return CapUsage(hour: state.usage(buyerID: buyer.id, window: windows.hour).count, day: day.count,
+                            month: state.usage(buyerID: buyer.id, window: windows.month).count, daySpend: day.spend)
+        }
     }
 }

@@ -70,8 +70,8 @@ struct DashboardRoutes: Sendable {
         let pnl = try? await books.profitAndLoss(fromMs: dayStart, toMs: dayStart + 86_400_000)
         var buyers: [(buyer: Buyer, usage: BuyerLedger.CapUsage, backedOffUntil: Date?, failures: Int, portalPaused: Bool)] = []
         for buyer in exchange.config.buyers {
-            let usage = await exchange.ledger.capUsage(buyer: buyer, at: now)
-            let health = await exchange.ledger.health(buyerID: buyer.id, at: now)
+            let usage = exchange.ledger.capUsage(buyer: buyer, at: now)
+            let health = exchange.ledger.health(buyerID: buyer.id, at: now)
             buyers.append((buyer, usage, health.backedOffUntil, health.failures, exchange.isPortalPaused(buyer.id)))
         }
         return DashboardLive(.init(nowMs: nowMs, windowMinutes: DashboardRoutes.windowMinutes, activity: activity, lastMinute: lastMinute,

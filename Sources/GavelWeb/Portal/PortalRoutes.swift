@@ -40,7 +40,7 @@ struct PortalRoutes: Sendable {
         }
         let buyer = exchange.config.buyer(id: buyerID)
         var usage: BuyerLedger.CapUsage?
-        if let buyer { usage = await exchange.ledger.capUsage(buyer: buyer, at: area.now()) }
+        if let buyer { usage = exchange.ledger.capUsage(buyer: buyer, at: area.now()) }
         let view = PortalView(
             session: session, notice: area.sessions.takeNotice(sessionID: session.id) ?? problem, buyer: buyer, buyerID: buyerID,
             portalPaused: exchange.isPortalPaused(buyerID), usage: usage, filter: filter, purchases: purchases,
