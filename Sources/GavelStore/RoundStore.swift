@@ -25,11 +25,27 @@ public final class RoundStore: Sendable {
         var waiters: [Waiter] = []
         var writing = false
         var closed = false
+        /// Waiters that wait at most so long, queued or being written, by identity.
+        var deadlines: [ObjectIdentifier: Deadline] = [:]
+        /// When the deadline timer fires next (uptime nanoseconds); nil when it is idle.
+        var armedAt: UInt64?
+    }
+
+    private struct Deadline {
+        var waiter: Waiter
+        var atNs: UInt64
+        var timeout: Duration
     }
 
     let pool: DatabasePool
     private let pending = Mutex(Pending())
     private let writerQueue = DispatchQueue(label: "gavel.store.writer")
+    /// One timer for every bounded wait, armed at the earliest deadline and rescheduled only under
+    /// the lock (`Pending.armedAt`). A timer per write woke the dispatch manager and a worker thread
+    /// for every write, though nearly all of them commit long before their deadline.
+    /// `nonisolated(unsafe)`: a dispatch source is thread-safe (libdispatch serialises its calls),
+    /// and it is only rescheduled under `pending`'s lock.
+    nonisolated(unsafe) private let deadlineTimer: any DispatchSourceTimer
     private let checkpointer: Checkpointer
     private let logger: Logger
 
@@ -60,7 +76,13 @@ public final class RoundStore: Sendable {
         } catch {
             throw .open("checkpointer: \(error)")
         }
+        deadlineTimer = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "gavel.store.deadlines"))
+        deadlineTimer.setEventHandler { [weak self] in self?.expireWaits() }
+        deadlineTimer.schedule(deadline: .distantFuture)
+        deadlineTimer.resume()
     }
+
+    deinit { deadlineTimer.cancel() }
 
     /// Writes `round`; returns once it is committed. With `timeout`, gives up waiting after it
     /// with `StoreError.timeout` (the round may still commit afterwards).
@@ -85,6 +107,13 @@ public final class RoundStore: Sendable {
                 guard !state.closed else { return nil }
                 state.writes.append(write)
                 state.waiters.append(waiter)
+                if let timeout {
+                    let (seconds, attoseconds) = timeout.components
+                    let nanoseconds = UInt64(max(0, seconds * 1_000_000_000 + attoseconds / 1_000_000_000))
+                    let atNs = DispatchTime.now().uptimeNanoseconds &+ nanoseconds
+                    state.deadlines[ObjectIdentifier(waiter)] = Deadline(waiter: waiter, atNs: atNs, timeout: timeout)
+                    if state.armedAt.map({ atNs < $0 }) ?? true { arm(at: atNs, &state) }
+                }
                 defer { state.writing = true }
                 return !state.writing
             }
@@ -93,29 +122,55 @@ public final class RoundStore: Sendable {
             case true?: writerQueue.async { self.drain() }
             case false?: break
             }
-            if let timeout, startWriter != nil {
-                let (seconds, attoseconds) = timeout.components
-                let nanoseconds = max(0, Int(seconds) * 1_000_000_000 + Int(attoseconds / 1_000_000_000))
-                DispatchQueue.global().asyncAfter(deadline: .now() + .nanoseconds(nanoseconds)) { [self] in
-                    // Still queued: withdraw it, so the caller knows it will never be written.
-                    // Already taken by the writer: it may still land (`StoreError.mayLand`).
-                    let withdrawn = pending.withLock { state -> Bool in
-                        guard let index = state.waiters.firstIndex(where: { $0 === waiter }) else { return false }
-                        state.writes.remove(at: index)
-                        state.waiters.remove(at: index)
-                        return true
-                    }
-                    waiter.resume(throwing: StoreError.timeout(withdrawn ? "not written: the store was busy past \(timeout)"
-                                                                          : "not committed within \(timeout); it may still be"))
+        }
+    }
+
+    /// Under the lock: the timer fires next at `atNs`.
+    private func arm(at atNs: UInt64, _ state: inout Pending) {
+        state.armedAt = atNs
+        deadlineTimer.schedule(deadline: DispatchTime(uptimeNanoseconds: atNs), leeway: .microseconds(100))
+    }
+
+    /// The deadline timer: ends every wait past its deadline, then re-arms at the next one. A write
+    /// still queued is withdrawn (it will never be written); one the writer has taken may still land
+    /// (`StoreError.mayLand`).
+    private func expireWaits() {
+        let now = DispatchTime.now().uptimeNanoseconds
+        let expired = pending.withLock { state -> [(Deadline, withdrawn: Bool)] in
+            var expired: [(Deadline, withdrawn: Bool)] = []
+            var next: UInt64?
+            for (id, deadline) in state.deadlines {
+                guard deadline.atNs <= now else {
+                    next = min(next ?? deadline.atNs, deadline.atNs)
+                    continue
+                }
+                state.deadlines[id] = nil
+                if let index = state.waiters.firstIndex(where: { $0 === deadline.waiter }) {
+                    state.writes.remove(at: index)
+                    state.waiters.remove(at: index)
+                    expired.append((deadline, true))
+                } else {
+                    expired.append((deadline, false))
                 }
             }
+            if let next { arm(at: next, &state) } else { state.armedAt = nil }
+            return expired
+        }
+        for (deadline, withdrawn) in expired {
+            deadline.waiter.resume(throwing: StoreError.timeout(withdrawn ? "not written: the store was busy past \(deadline.timeout)"
+                                                                           : "not committed within \(deadline.timeout); it may still be"))
         }
     }
 
     /// Writer queue only: commits batches until nothing is queued.
     private func drain() {
+        var finished: [Waiter] = []
         while true {
-            let (writes, waiters) = pending.withLock { state -> ([Write], [Waiter]) in
+            let (writes, waiters) = pending.withLock { [finished] state -> ([Write], [Waiter]) in
+                // The last batch's waiters no longer need their deadlines.
+                if !state.deadlines.isEmpty {
+                    for waiter in finished { state.deadlines[ObjectIdentifier(waiter)] = nil }
+                }
                 // Nothing queued: the writer stops, and the next write starts it again.
                 guard !state.writes.isEmpty else {
                     state.writing = false
@@ -128,6 +183,7 @@ public final class RoundStore: Sendable {
                 return (state.writes, state.waiters)
             }
             guard !writes.isEmpty else { return }
+            finished = waiters
             do {
                 try pool.write { db in
                     for write in writes { try RoundStore.apply(write, to: db) }

@@ -337,3 +337,51 @@ struct RoundStoreTests {
         #expect(stored.posts.first?.price == Money(units: 25))
     }
 }
+
+/// Bounded waits share one deadline timer: each still ends at its own deadline, in deadline order,
+/// whatever order they were queued in.
+struct RoundStoreDeadlineTests {
+    @Test func boundedWaitsEndAtTheirOwnDeadlinesWhileTheWriterIsHeld() async throws {
+        let database = try TempDatabase()
+        let store = try RoundStore(path: database.path)
+        defer { store.close() }
+        // Hold SQLite's writer on a thread of its own: nothing the store queues can commit meanwhile.
+        let holding = DispatchSemaphore(value: 0)
+        let released = DispatchSemaphore(value: 0)
+        Thread.detachNewThread {
+            try? store.pool.write { _ in
+                holding.signal()
+                Thread.sleep(forTimeInterval: 0.8)
+            }
+            released.signal()
+        }
+        holding.wait()
+        // The first write is taken by the writer (which then waits for SQLite); the others stay queued.
+        async let first: Void = store.record(Rounds.simpleSale(id: "r_first"))
+        try await Task.sleep(for: .milliseconds(50))
+        let started = ContinuousClock.now
+        func boundedWait(_ id: String, _ timeout: Duration) async -> (ended: Duration, timedOut: Bool) {
+            do {
+                try await store.record(Rounds.simpleSale(id: id), waitingAtMost: timeout)
+                return (started.duration(to: .now), false)
+            } catch {
+                return (started.duration(to: .now), (error as? StoreError)?.isTimeout == true)
+            }
+        }
+        async let long = boundedWait("r_long", .milliseconds(400))
+        async let short = boundedWait("r_short", .milliseconds(100))
+        async let middle = boundedWait("r_middle", .milliseconds(250))
+        let (shortEnd, middleEnd, longEnd) = await (short, middle, long)
+        #expect(shortEnd.timedOut && middleEnd.timedOut && longEnd.timedOut)
+        #expect(shortEnd.ended >= .milliseconds(100) && middleEnd.ended >= .milliseconds(250) && longEnd.ended >= .milliseconds(400))
+        #expect(shortEnd.ended < middleEnd.ended && middleEnd.ended < longEnd.ended)
+        try await first
+        released.wait()
+        // Queued writes that timed out were withdrawn: never written. The unbounded one landed.
+        #expect(try await store.round(id: "r_first") != nil)
+        for id in ["r_short", "r_middle", "r_long"] { #expect(try await store.round(id: id) == nil) }
+        // The store goes on as before, bounded waits included.
+        try await store.record(Rounds.simpleSale(id: "r_after"), waitingAtMost: .milliseconds(500))
+        #expect(try store.counts().rounds == 2)
+    }
+}
