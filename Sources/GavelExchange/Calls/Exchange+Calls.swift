@@ -116,23 +116,25 @@ extension Exchange {
         var freed: (BuyerLedger.CallSlot, BuyerLedger.CallEnd)?
         let nowMs = nowMs
         let outcome: CallEventOutcome
+        // The event does not fit the call now: the call goes back as it was.
+        func rejected(_ rejection: CallLifecycle.Rejection) async -> PostError {
+            await calls.checkIn(callID, session: session)
+            return .request(RequestError(status: 409, code: rejection.code, message: rejection.message, field: "type"))
+        }
+        // The buyer's slot is freed once the event is committed; its counters move with the record.
+        func freeSlot(_ how: BuyerLedger.CallEnd) {
+            guard let slot = next.slot else { return }
+            increments += BuyerLedger.increments(ending: slot, how: how)
+            freed = (slot, how)
+            next.slot = nil
+        }
         switch event.kind {
         case .connected:
-            if case .failure(let rejection) = next.lifecycle.connect(atMs: nowMs) {
-                await calls.checkIn(callID, session: session)
-                throw .request(RequestError(status: 409, code: rejection.code, message: rejection.message, field: "type"))
-            }
+            if case .failure(let rejection) = next.lifecycle.connect(atMs: nowMs) { throw await rejected(rejection) }
             outcome = CallEventOutcome(status: "connected", routing: nil, payout: .zero)
         case .failed:
-            if case .failure(let rejection) = next.lifecycle.fail(atMs: nowMs, detail: event.detail) {
-                await calls.checkIn(callID, session: session)
-                throw .request(RequestError(status: 409, code: rejection.code, message: rejection.message, field: "type"))
-            }
-            if let slot = next.slot {
-                increments += BuyerLedger.increments(ending: slot, how: .failed)
-                freed = (slot, .failed)
-                next.slot = nil
-            }
+            if case .failure(let rejection) = next.lifecycle.fail(atMs: nowMs, detail: event.detail) { throw await rejected(rejection) }
+            freeSlot(.failed)
             increments += await route(&next)
             let answer = routing(next)
             outcome = CallEventOutcome(status: answer.routed ? "routed" : "unrouted", routing: answer, payout: .zero)
@@ -142,23 +144,12 @@ extension Exchange {
                 await calls.checkIn(callID, session: session)
                 throw .request(RequestError(status: 409, code: "call_ended", message: "call \(callID) is not live", field: "call_id"))
             }
-            if let slot = next.slot {
-                increments += BuyerLedger.increments(ending: slot, how: .completed(converted: converted))
-                freed = (slot, .completed(converted: converted))
-                next.slot = nil
-            }
+            freeSlot(.completed(converted: converted))
             let payout = converted ? next.context.campaign.payout.payout(forPrice: bid.price) : .zero
             outcome = CallEventOutcome(status: converted ? "converted" : "not_converted", routing: nil, payout: payout)
         case .hungUp:
-            if case .failure(let rejection) = next.lifecycle.hangUp(atMs: nowMs, detail: event.detail) {
-                await calls.checkIn(callID, session: session)
-                throw .request(RequestError(status: 409, code: rejection.code, message: rejection.message, field: "type"))
-            }
-            if let slot = next.slot {
-                increments += BuyerLedger.increments(ending: slot, how: .failed)
-                freed = (slot, .failed)
-                next.slot = nil
-            }
+            if case .failure(let rejection) = next.lifecycle.hangUp(atMs: nowMs, detail: event.detail) { throw await rejected(rejection) }
+            freeSlot(.failed)
             outcome = CallEventOutcome(status: "hung_up", routing: nil, payout: .zero)
         }
         var record = callRecord(next, increments: increments)
