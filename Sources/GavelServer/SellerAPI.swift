@@ -100,8 +100,8 @@ struct SellerAPI: Sendable {
         do throws(RequestError) {
             let seller = try authenticate(request, config: exchange.config)
             let stored: StoredRound?
-            do { stored = try await exchange.store.round(id: id) } catch {
-                return JSONResponses.unavailable(.storage("\(error)"))
+            do { stored = try await exchange.round(id: id) } catch {
+                return JSONResponses.unavailable(error)
             }
             guard let round = stored, round.sellerID == seller.id else {
                 // Another seller's round is as invisible as one that does not exist.

@@ -43,7 +43,7 @@ struct DashboardRoutes: Sendable {
 
     func round(_ request: Request, id: String) async -> Response {
         guard let session = area.session(request) else { return area.signInPage() }
-        guard let round = try? await exchange.store.round(id: id) else { return area.notFound("No round \(id).") }
+        guard let round = try? await exchange.round(id: id) else { return area.notFound("No round \(id).") }
         return area.renderer.page("round", RoundPage(round, session: session))
     }
 
