@@ -57,7 +57,9 @@ public final class Exchange: Sendable {
         }
     }
 
-    public let store: RoundStore
+    /// The store, seen through the protocols the exchange needs (`StoreProtocols.swift`): the
+    /// exchange never knows which backend it has. The web pages read the dashboard through it.
+    public let store: any ExchangeStore
     public let ledger: BuyerLedger
     let engine: CurlMultiEngine
     let configuration: Configuration
@@ -80,7 +82,7 @@ public final class Exchange: Sendable {
     /// Buyers paused from the portal (`BuyerPauses.swift`).
     let portalPauses = BuyerPauses()
 
-    public init(config: ExchangeConfig, store: RoundStore, engine: CurlMultiEngine,
+    public init(config: ExchangeConfig, store: any ExchangeStore, engine: CurlMultiEngine,
                 configuration: Configuration = Configuration(), logger: Logger = Logger(label: "gavel.exchange")) {
         self.currentConfig = Mutex(config)
         self.store = store
@@ -599,7 +601,7 @@ public final class Exchange: Sendable {
         record.rotation = rotationMark(campaignID: record.campaignID)
         do {
             try await store.record(record, waitingAtMost: .milliseconds(max(1, waitMs)))
-        } catch let error as StoreError where error.isTimeout {
+        } catch where error.isTimeout {
             keepUnrecorded(record)
             logger.warning("round commit late; answered 503", metadata: ["auction_id": "\(record.id)", "wait_ms": "\(waitMs)"])
             throw .storageTimeout("\(error)")

@@ -41,6 +41,9 @@ public struct ServerSettings: Sendable {
 /// shut down in reverse order (HTTP first, so rounds in flight finish and commit; then the store).
 public struct GavelServer: Sendable {
     public let exchange: Exchange
+    /// The SQLite store the server opened; the exchange holds it as `any ExchangeStore`. For the
+    /// operator's and tests' reads the exchange does not make (`counts()`, `openPostIntents()`).
+    public let store: RoundStore
     public let settings: ServerSettings
     let registry: PrometheusCollectorRegistry
     let logger: Logger
@@ -53,6 +56,7 @@ public struct GavelServer: Sendable {
         self.logger = logger
         let config = try ConfigLoader.load(directory: settings.configDirectory)
         let store = try RoundStore(path: settings.databasePath, durability: settings.durability, logger: logger)
+        self.store = store
         var configuration = settings.exchange
         configuration.hashKey = try settings.hashKey ?? store.hashKey()
         let engine = CurlMultiEngine(resolver: settings.resolver, logger: logger)

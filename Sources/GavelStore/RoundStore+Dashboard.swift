@@ -47,7 +47,7 @@ extension RoundStore {
     }
 
     /// Activity since `sinceMs`, reading at most `limit` rounds (the newest).
-    public func activity(sinceMs: Int64, limit: Int = 20_000) async throws(StoreError) -> Activity {
+    public func activity(sinceMs: Int64, limit: Int) async throws(StoreError) -> Activity {
         do {
             return try await pool.read { db in
                 var activity = Activity()

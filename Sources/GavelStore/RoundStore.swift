@@ -86,21 +86,33 @@ public final class RoundStore: Sendable {
 
     /// Writes `round`; returns once it is committed. With `timeout`, gives up waiting after it
     /// with `StoreError.timeout` (the round may still commit afterwards).
-    public func record(_ round: RoundRecord, waitingAtMost timeout: Duration? = nil) async throws {
+    public func record(_ round: RoundRecord, waitingAtMost timeout: Duration?) async throws(StoreError) {
         try await enqueue(.round(round), timeout: timeout)
     }
 
     /// Writes a post intent ahead of sending the post: committed before this returns.
-    public func record(_ intent: PostIntent, waitingAtMost timeout: Duration? = nil) async throws {
+    public func record(_ intent: PostIntent, waitingAtMost timeout: Duration?) async throws(StoreError) {
         try await enqueue(.postIntent(intent), timeout: timeout)
     }
 
     /// Stores a final answer that has no round of its own (a 4xx) for its idempotency key.
-    public func record(_ answer: StoredAnswer, waitingAtMost timeout: Duration? = nil) async throws {
+    public func record(_ answer: StoredAnswer, waitingAtMost timeout: Duration?) async throws(StoreError) {
         try await enqueue(.answer(answer), timeout: timeout)
     }
 
-    private func enqueue(_ write: Write, timeout: Duration?) async throws {
+    /// Every waiter is resumed with a `StoreError` (closed, timeout, write); anything else would be
+    /// a bug, reported as a write failure.
+    private func enqueue(_ write: Write, timeout: Duration?) async throws(StoreError) {
+        do {
+            try await enqueueUntyped(write, timeout: timeout)
+        } catch let error as StoreError {
+            throw error
+        } catch {
+            throw .write("\(error)")
+        }
+    }
+
+    private func enqueueUntyped(_ write: Write, timeout: Duration?) async throws {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
             let waiter = Waiter(continuation)
             let startWriter = pending.withLock { state -> Bool? in

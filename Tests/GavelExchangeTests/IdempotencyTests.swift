@@ -23,7 +23,7 @@ struct IdempotencyTests {
         #expect(second.status == 200)
         #expect(second.body == first.body)
         #expect(harness.fleet.stats(for: "only").posts == 1)
-        #expect(try harness.exchange.store.counts().sales == 1)
+        #expect(try harness.store.counts().sales == 1)
 
         // Across a restart too.
         await harness.stopServer()
@@ -88,7 +88,7 @@ struct IdempotencyTests {
         let done = try await harness.rawHTTP(.post, "/v1/calls/\(callID)/events", body: completed, headers: key("e-1"))
         let doneAgain = try await harness.rawHTTP(.post, "/v1/calls/\(callID)/events", body: completed, headers: key("e-1"))
         #expect(done.status == 200 && doneAgain.body == done.body)
-        #expect(try harness.exchange.store.counts().sales == 2)
+        #expect(try harness.store.counts().sales == 2)
         await harness.shutdown()
     }
 
@@ -122,7 +122,7 @@ struct IdempotencyTests {
         #expect(retried.json["status"] == .string("sold"))
         #expect(harness.fleet.stats(for: "first").posts == 1)
         #expect(harness.fleet.stats(for: "second").posts == 0)
-        #expect(try harness.exchange.store.counts().sales == 1)
+        #expect(try harness.store.counts().sales == 1)
         await harness.shutdown()
     }
 

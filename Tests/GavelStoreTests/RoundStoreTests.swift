@@ -365,7 +365,7 @@ struct RoundStoreDeadlineTests {
                 try await store.record(Rounds.simpleSale(id: id), waitingAtMost: timeout)
                 return (started.duration(to: .now), false)
             } catch {
-                return (started.duration(to: .now), (error as? StoreError)?.isTimeout == true)
+                return (started.duration(to: .now), error.isTimeout)
             }
         }
         async let long = boundedWait("r_long", .milliseconds(400))

@@ -39,6 +39,8 @@ final class TestExchange: @unchecked Sendable {
     let fleet: BuyerFleet
     var server: GavelServer!
     var exchange: Exchange { server.exchange }
+    /// The SQLite store itself, for reads the exchange does not make (`counts()`, `openPostIntents()`).
+    var store: RoundStore { server.store }
     private var serverTask: Task<Void, any Error>?
     private(set) var port = 0
     let client = CurlMultiEngine()
