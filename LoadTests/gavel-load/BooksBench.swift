@@ -42,7 +42,7 @@ struct Books: AsyncParsableCommand {
         let startMs = nowMs - 3 * 86_400_000
 
         // 1. Rounds through the store.
-        var random = SplitMix(state: seed)
+        var random = SplitMix64(seed: seed)
         var records: [RoundRecord] = []
         records.reserveCapacity(rounds)
         var expected = BookFigures()
@@ -169,7 +169,7 @@ struct Books: AsyncParsableCommand {
 
     /// One round through the real state machine: three to five buyers bid, posts go down the
     /// ranking (a rejection falls back to the next bid); a call is sold only when it converts.
-    static func round(index: Int, startMs: Int64, spanMs: Int64, random: inout SplitMix) -> (RoundRecord, ReturnPolicy) {
+    static func round(index: Int, startMs: Int64, spanMs: Int64, random: inout SplitMix64) -> (RoundRecord, ReturnPolicy) {
         let campaign = campaigns[Int.random(in: 0..<campaigns.count, using: &random)]
         let createdAtMs = startMs + Int64.random(in: 0..<spanMs, using: &random)
         let id = AuctionID.make(prefix: campaign.kind == .call ? "call_" : "auc_", nowMs: createdAtMs)
@@ -309,14 +309,3 @@ struct Books: AsyncParsableCommand {
     }
 }
 
-/// SplitMix64: repeatable draws.
-struct SplitMix: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}

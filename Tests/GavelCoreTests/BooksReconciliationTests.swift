@@ -9,17 +9,6 @@ import Testing
 /// rounds to the unit, every grouping's rows add up to the totals, and each row equals the sum
 /// of the rounds that fall in it. Seeded, pure, no I/O.
 struct BooksReconciliationTests {
-    /// SplitMix64: repeatable on every platform.
-    struct Generator: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
 
     struct SimulatedCampaign {
         var id: String
@@ -57,7 +46,7 @@ struct BooksReconciliationTests {
     static let spanMs: Int64 = 14 * 86_400_000
 
     static func simulate(rounds count: Int, seed: UInt64) -> [Round] {
-        var random = Generator(state: seed)
+        var random = SplitMix64(seed: seed)
         var rounds: [Round] = []
         rounds.reserveCapacity(count)
         for _ in 0..<count {

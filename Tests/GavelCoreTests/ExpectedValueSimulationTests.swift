@@ -13,17 +13,6 @@ struct ExpectedValueSimulationTests {
         var chance: Probability
     }
 
-    /// SplitMix64: small, fast, and the same sequence on every platform.
-    struct SeededGenerator: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
 
     /// The example and a middle buyer: 40 × 0.3 = 12, 25 × 0.9 = 22.5, 30 × 0.6 = 18.
     static let buyers = [
@@ -50,7 +39,7 @@ struct ExpectedValueSimulationTests {
 
     /// Each buyer's outcome in each round, decided ahead so that both strategies meet the same world.
     func draws(rounds: Int, seed: UInt64) -> [[Int64]] {
-        var generator = SeededGenerator(state: seed)
+        var generator = SplitMix64(seed: seed)
         return (0..<rounds).map { _ in Self.buyers.map { _ in Int64.random(in: 0..<Probability.scale, using: &generator) } }
     }
 
