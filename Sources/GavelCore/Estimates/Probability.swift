@@ -23,34 +23,7 @@ public struct Probability: Hashable, Comparable, Sendable, Codable, CustomString
 
     /// Parses decimal text between 0 and 1 with at most 6 decimals (`0.5`, `0.875`, `1`); nil otherwise.
     public init?(decimal text: some StringProtocol) {
-        var whole: Int64 = 0
-        var fraction: Int64 = 0
-        var fractionDigits = 0
-        var sawDigit = false
-        var sawPoint = false
-        for byte in Substring(text).utf8 {
-            switch byte {
-            case UInt8(ascii: "0")...UInt8(ascii: "9"):
-                let digit = Int64(byte - UInt8(ascii: "0"))
-                sawDigit = true
-                if sawPoint {
-                    fractionDigits += 1
-                    guard fractionDigits <= 6 else { return nil }
-                    fraction = fraction * 10 + digit
-                } else {
-                    whole = whole * 10 + digit
-                    guard whole <= 1 else { return nil }
-                }
-            case UInt8(ascii: "."):
-                guard !sawPoint, sawDigit else { return nil }
-                sawPoint = true
-            default:
-                return nil
-            }
-        }
-        guard sawDigit, !(sawPoint && fractionDigits == 0) else { return nil }
-        for _ in fractionDigits..<6 { fraction *= 10 }
-        let ppm = whole * Probability.scale + fraction
+        guard let ppm = FixedPointText.parse(Substring(text).utf8, decimals: 6, maxWhole: 1) else { return nil }
         guard ppm <= Probability.scale else { return nil }
         self.ppm = ppm
     }

@@ -32,35 +32,7 @@ public struct Money: Hashable, Comparable, Sendable, CustomStringConvertible, Co
             negative = true
             utf8 = utf8.dropFirst()
         }
-        var whole: Int64 = 0
-        var fraction: Int64 = 0
-        var fractionDigits = 0
-        var sawDigit = false
-        var sawPoint = false
-        for byte in utf8 {
-            switch byte {
-            case UInt8(ascii: "0")...UInt8(ascii: "9"):
-                let digit = Int64(byte - UInt8(ascii: "0"))
-                sawDigit = true
-                if sawPoint {
-                    fractionDigits += 1
-                    guard fractionDigits <= 4 else { return nil }
-                    fraction = fraction * 10 + digit
-                } else {
-                    // Below 10^14 currency units (far beyond any price) units stay well inside Int64.
-                    guard whole < 10_000_000_000_000 else { return nil }
-                    whole = whole * 10 + digit
-                }
-            case UInt8(ascii: "."):
-                guard !sawPoint, sawDigit else { return nil }
-                sawPoint = true
-            default:
-                return nil
-            }
-        }
-        guard sawDigit, !(sawPoint && fractionDigits == 0) else { return nil }
-        for _ in fractionDigits..<4 { fraction *= 10 }
-        let units = whole * Money.scale + fraction
+        guard let units = FixedPointText.parse(utf8, decimals: 4, maxWhole: 99_999_999_999_999) else { return nil }
         self.units = negative ? -units : units
     }
 
@@ -97,5 +69,43 @@ public struct Money: Hashable, Comparable, Sendable, CustomStringConvertible, Co
         // (q * 10^4 + r) * bp / 10^4 = q * bp + r * bp / 10^4: exact, and no intermediate overflow.
         let (quotient, remainder) = units.quotientAndRemainder(dividingBy: 10_000)
         return Money(units: quotient * basisPoints + remainder * basisPoints / 10_000)
+    }
+}
+
+/// Decimal text to fixed point: digits with at most `decimals` after one point, no sign or
+/// exponent, the whole part at most `maxWhole` (so the result stays inside `Int64`). Shared by
+/// `Money` (4 decimals) and `Probability` (6).
+enum FixedPointText {
+    static func parse(_ utf8: Substring.UTF8View, decimals: Int, maxWhole: Int64) -> Int64? {
+        var whole: Int64 = 0
+        var fraction: Int64 = 0
+        var fractionDigits = 0
+        var sawDigit = false
+        var sawPoint = false
+        for byte in utf8 {
+            switch byte {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"):
+                let digit = Int64(byte - UInt8(ascii: "0"))
+                sawDigit = true
+                if sawPoint {
+                    fractionDigits += 1
+                    guard fractionDigits <= decimals else { return nil }
+                    fraction = fraction * 10 + digit
+                } else {
+                    guard whole <= (maxWhole - digit) / 10 else { return nil }
+                    whole = whole * 10 + digit
+                }
+            case UInt8(ascii: "."):
+                guard !sawPoint, sawDigit else { return nil }
+                sawPoint = true
+            default:
+                return nil
+            }
+        }
+        guard sawDigit, !(sawPoint && fractionDigits == 0) else { return nil }
+        for _ in fractionDigits..<decimals { fraction *= 10 }
+        var scale: Int64 = 1
+        for _ in 0..<decimals { scale *= 10 }
+        return whole * scale + fraction
     }
 }
