@@ -72,16 +72,14 @@ struct TwilioWebhooks: Sendable {
             ])
             return Self.twiml(TwiML.noBuyer(campaign.phoneLines))
         }
-        let ticket = IdempotencyTicket(scope: "twilio voice " + (webhook.idempotencyToken ?? callSid), bodyHash: "twilio")
+        // Keyed by the CallSid, not the provider's idempotency token: a repeat of this call under any
+        // token (or none) gets the stored answer, with one read and no second auction.
+        let ticket = IdempotencyTicket(scope: "twilio voice " + callSid, bodyHash: "twilio")
         guard await inFlight.enter(callID) else { return JSONResponses.unavailable(.overloaded("a webhook of this call is still running")) }
         defer { inFlight.leave(callID) }
         do {
             if let previous = try await exchange.previousAnswer(for: ticket) {
                 return Self.twiml(answer(forRouting: previous.response, campaign: campaign, webhook: webhook))
-            }
-            // The same call under another token: answered from its record, never auctioned twice.
-            if let stored = try await exchange.callRouting(callID: callID) {
-                return Self.twiml(answer(forRouting: stored, campaign: campaign, webhook: webhook))
             }
         } catch {
             return JSONResponses.unavailable(error)
