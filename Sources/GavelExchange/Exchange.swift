@@ -106,23 +106,23 @@ public final class Exchange: Sendable {
     /// Restores cap counters and duplicate windows from the store.
     public func restoreState() async throws(StoreError) {
         // Before counters are read: unknown posts add to them.
-        let unknown = try store.resolveUnknownPosts(nowMs: nowMs)
+        let unknown = try await store.resolveUnknownPosts(nowMs: nowMs)
         for intent in unknown {
             logger.warning("post outcome unknown after a restart; round is final as post_unknown", metadata: [
                 "auction_id": "\(intent.roundID)", "buyer": "\(intent.buyerID)",
             ])
         }
-        metrics.postUnknown.record(try store.postUnknownCount())
-        let counters = try store.capCounters()
+        metrics.postUnknown.record(try await store.postUnknownCount())
+        let counters = try await store.capCounters()
         let maxWindowDays = config.buyers.map(\.duplicateWindowDays).max() ?? 0
         let since = nowMs - Int64(maxWindowDays) * 86_400_000
-        let sales = maxWindowDays > 0 ? try store.salesWithContact(sinceMs: since) : []
+        let sales = maxWindowDays > 0 ? try await store.salesWithContact(sinceMs: since) : []
         ledger.restore(counters: counters, sales: sales)
-        restoreRotations(try store.rotations())
-        portalPauses.restore(try store.portalPauses())
+        restoreRotations(try await store.rotations())
+        portalPauses.restore(try await store.portalPauses())
         try await restoreLiveState()
         try await restoreTrackingNumbers()
-        try restoreEstimates()
+        try await restoreEstimates()
     }
 
     /// Stops the ping engine once transfers in flight end, then closes the store after its last commit.

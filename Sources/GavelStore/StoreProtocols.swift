@@ -6,7 +6,7 @@ import GavelCore
 // it has. Each protocol is one job; `BooksStore` (`Books/BooksStore.swift`) is the books'.
 //
 // Every method throws `StoreError` only; writes return once committed (the 200-after-commit rule).
-// The start-up reads are synchronous today: they run once, before the node takes traffic.
+// A backend may answer synchronously (SQLite's start-up reads do): a plain method meets an async requirement.
 
 /// Writes rounds, with group commit: a write returns once its transaction has committed.
 public protocol RoundWriter: Sendable {
@@ -52,19 +52,19 @@ extension IdempotentAnswers {
 public protocol StartupState: Sendable {
     /// Makes every post intent left over final as `post_unknown` (caps counted, never sold again);
     /// returns the intents resolved. Called before the counters are read.
-    func resolveUnknownPosts(nowMs: Int64) throws(StoreError) -> [PostIntent]
+    func resolveUnknownPosts(nowMs: Int64) async throws(StoreError) -> [PostIntent]
     /// Rounds whose post outcome is unknown, for `/metrics`.
-    func postUnknownCount() throws(StoreError) -> Int
+    func postUnknownCount() async throws(StoreError) -> Int
     /// Every cap counter, for the cap ledger.
-    func capCounters() throws(StoreError) -> [CapIncrement]
+    func capCounters() async throws(StoreError) -> [CapIncrement]
     /// Sales since `sinceMs` that carry a contact hash, for duplicate windows.
-    func salesWithContact(sinceMs: Int64) throws(StoreError) -> [SaleRecord]
+    func salesWithContact(sinceMs: Int64) async throws(StoreError) -> [SaleRecord]
     /// Every held bid and live call not yet expired; held pings come with their consent.
-    func liveStates(nowMs: Int64) throws(StoreError) -> [LiveState]
+    func liveStates(nowMs: Int64) async throws(StoreError) -> [LiveState]
     /// Each round-robin campaign's rotation counter as last written.
-    func rotations() throws(StoreError) -> [String: Int]
+    func rotations() async throws(StoreError) -> [String: Int]
     /// Each buyer's post and call outcomes since `sinceMs`, for expected-value ranking.
-    func outcomeTallies(sinceMs: Int64) throws(StoreError) -> [OutcomeTally]
+    func outcomeTallies(sinceMs: Int64) async throws(StoreError) -> [OutcomeTally]
 }
 
 /// Tracking numbers reserved for landing-page visitors (dynamic number insertion).
@@ -72,7 +72,7 @@ public protocol TrackingReservations: Sendable {
     /// Reserves a tracking number for a visitor session (replacing an expired holder).
     func record(_ session: StoredDNISession) async throws(StoreError)
     /// Tracking numbers still reserved at `nowMs`, for start-up.
-    func dniSessions(nowMs: Int64) throws(StoreError) -> [StoredDNISession]
+    func dniSessions(nowMs: Int64) async throws(StoreError) -> [StoredDNISession]
 }
 
 /// Housekeeping: deletes what expired. Each returns how many rows it deleted.
@@ -88,7 +88,7 @@ public protocol StoreSweeps: Sendable {
 /// Buyers paused from their portal: the store holds the truth across reloads and restarts.
 public protocol PortalPauseStore: Sendable {
     /// The buyers paused from the portal now.
-    func portalPauses() throws(StoreError) -> Set<String>
+    func portalPauses() async throws(StoreError) -> Set<String>
     /// Pauses (or resumes) `buyerID`; committed before this returns.
     func setPortalPause(buyerID: String, paused: Bool, atMs: Int64) async throws(StoreError)
 }

@@ -15,9 +15,9 @@ extension Exchange {
     public static let outcomeWindowDays = 30
 
     /// Rebuilds the estimates from the rounds of the last `outcomeWindowDays` days.
-    func restoreEstimates() throws(StoreError) {
+    func restoreEstimates() async throws(StoreError) {
         let sinceMs = nowMs - Int64(Exchange.outcomeWindowDays) * 86_400_000
-        let tallies = try store.outcomeTallies(sinceMs: sinceMs)
+        let tallies = try await store.outcomeTallies(sinceMs: sinceMs)
         let config = config
         estimates.restore(tallies, prior: config.outcomePrior)
         logger.debug("outcome estimates restored", metadata: [

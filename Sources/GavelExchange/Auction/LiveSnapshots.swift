@@ -79,7 +79,7 @@ extension Exchange {
         let config = self.config
         var restored = (held: 0, calls: 0)
         let decoder = JSONDecoder()
-        for state in try store.liveStates(nowMs: nowMs) {
+        for state in try await store.liveStates(nowMs: nowMs) {
             let data = Data(state.snapshot.utf8)
             switch state.kind {
             case .held:

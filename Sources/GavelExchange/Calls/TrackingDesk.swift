@@ -138,7 +138,7 @@ extension Exchange {
     /// Tracking-number reservations from before a restart.
     func restoreTrackingNumbers() async throws(StoreError) {
         let decoder = JSONDecoder()
-        let sessions = try store.dniSessions(nowMs: nowMs).compactMap { stored -> TrackingDesk.Session? in
+        let sessions = try await store.dniSessions(nowMs: nowMs).compactMap { stored -> TrackingDesk.Session? in
             guard let visit = try? decoder.decode(TrackingDesk.Visit.self, from: Data(stored.visitJSON.utf8)) else { return nil }
             return TrackingDesk.Session(id: stored.sessionID, campaignID: stored.campaignID, visit: visit, number: stored.number,
                                         exclusive: true, expiresAt: Date(timeIntervalSince1970: Double(stored.expiresAtMs) / 1000))
