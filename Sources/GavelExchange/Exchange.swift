@@ -43,6 +43,11 @@ public final class Exchange: Sendable {
         public var liveCallCapacity: Int
         /// Calendar time (expiry, cap windows, idempotency); tests pass a clock they move.
         public var clock: any WallClock = SystemWallClock()
+        /// This node's name on a cluster: on its post intents and cap claims, in its logs.
+        public var nodeID = "local"
+        /// Cluster: how long past its round (or call) an unreleased cap claim of a stopped node is
+        /// kept before it is swept back, and how old a post intent must be before any node settles it.
+        public var claimGraceMs: Int64 = 30_000
 
         public init(hashKey: String = "gavel-development-hash-key", minimumPostMs: Int = 10, recordReserveMs: Int = 10,
                     health: BuyerLedger.HealthPolicy = .init(), maxRoundsInFlight: Int = 4_096, heldPingCapacity: Int = 100_000,
@@ -81,11 +86,17 @@ public final class Exchange: Sendable {
     public let estimates = BuyerEstimates()
     /// Buyers paused from the portal (`BuyerPauses.swift`).
     let portalPauses = BuyerPauses()
+    /// State shared with other nodes on the same database; nil on a single node (`Exchange+Cluster.swift`).
+    let cluster: (any ClusterState)?
+    /// Nodes up, this one included, by the last heartbeat: rate limits are shared out among them.
+    let liveNodes = Atomic<Int>(1)
 
     public init(config: ExchangeConfig, store: any ExchangeStore, engine: CurlMultiEngine,
-                configuration: Configuration = Configuration(), logger: Logger = Logger(label: "gavel.exchange")) {
+                configuration: Configuration = Configuration(), cluster: (any ClusterState)? = nil,
+                logger: Logger = Logger(label: "gavel.exchange")) {
         self.currentConfig = Mutex(config)
         self.store = store
+        self.cluster = cluster
         self.engine = engine
         self.configuration = configuration
         self.hasher = ContactHasher(key: configuration.hashKey)
@@ -120,7 +131,8 @@ public final class Exchange: Sendable {
         ledger.restore(counters: counters, sales: sales)
         restoreRotations(try await store.rotations())
         portalPauses.restore(try await store.portalPauses())
-        try await restoreLiveState()
+        // On a cluster, held pings and live calls stay in the database, for whichever node gets their next request.
+        if cluster == nil { try await restoreLiveState() }
         try await restoreTrackingNumbers()
         try await restoreEstimates()
     }
@@ -133,7 +145,7 @@ public final class Exchange: Sendable {
 
     /// Checks the seller's request rate: a 429 with the seconds to wait when over its limit.
     public func admit(_ seller: Seller) throws(RequestError) {
-        guard let limit = seller.rateLimit, let wait = sellerLimits.take(seller.id, limit: limit) else { return }
+        guard let limit = seller.rateLimit.map(nodeShare(of:)), let wait = sellerLimits.take(seller.id, limit: limit) else { return }
         let seconds = max(1, Int(wait.rounded(.up)))
         throw RequestError(status: 429, code: "rate_limited",
                            message: "over \(Int(limit.perSecond)) requests/s; retry in \(seconds) s", retryAfterS: seconds)
@@ -211,11 +223,12 @@ public final class Exchange: Sendable {
             try await persist(record, waitMs: context.storeWaitMs)
         } catch {
             // Kept for a retry: its answer (with the ping id) will be replayed, so the bids stay postable.
-            if top != nil, unrecorded.record(id: context.auctionID) != nil { await held.hold(heldRound, id: context.auctionID, nowMs: nowMs) }
+            if top != nil, cluster == nil, unrecorded.record(id: context.auctionID) != nil { await held.hold(heldRound, id: context.auctionID, nowMs: nowMs) }
             throw error
         }
         metrics.recordRound(kind: .lead, status: status, durationUs: record.durationUs, entries: round.entries)
-        if top != nil { await held.hold(heldRound, id: context.auctionID, nowMs: nowMs) }
+        // On a cluster the database holds it (its record's live state), for a post on any node.
+        if top != nil, cluster == nil { await held.hold(heldRound, id: context.auctionID, nowMs: nowMs) }
         logger.debug("ping round held", metadata: ["auction_id": "\(context.auctionID)", "status": "\(status)"])
         return result
     }
@@ -225,14 +238,10 @@ public final class Exchange: Sendable {
         pingID: String, lead: JSONObject?, contact: JSONObject, seller: Seller, arrival: ContinuousClock.Instant,
         ticket: IdempotencyTicket? = nil
     ) async throws(PostError) -> LeadResult {
-        let claim = await held.claim(id: pingID, sellerID: seller.id, nowMs: nowMs) { held in
-            // The buyers bid on the pinged lead: the post may add fields, not change what they filtered on.
-            guard let lead else { return nil }
-            for (key, value) in lead where held.context.lead[key] != nil && held.context.lead[key] != value {
-                return .invalid("lead.\(key)", "differs from the pinged lead", code: "lead_mismatch")
-            }
-            return nil
+        if let cluster {
+            return try await runClusterPost(cluster, pingID: pingID, lead: lead, contact: contact, seller: seller, arrival: arrival, ticket: ticket)
         }
+        let claim = await held.claim(id: pingID, sellerID: seller.id, nowMs: nowMs) { held in Exchange.leadMismatch(lead, held: held) }
         switch claim {
         case .done(.success(let result)):
             await storeAnswer(ticket, json: result.json)
@@ -257,25 +266,49 @@ public final class Exchange: Sendable {
             let result = try await recordedPostResult(pingID: pingID, seller: seller)
             await storeAnswer(ticket, json: result.json)
             return result
-        case .run(var held):
-            let pinged = held.context
-            var merged = pinged.lead
-            for (key, value) in lead ?? JSONObject() { merged[key] = value }
-            let context = RoundContext(
-                auctionID: pingID, config: pinged.config, campaign: pinged.campaign, seller: seller,
-                lead: merged, contact: contact, consent: pinged.consent, contactHash: hasher.hash(contact: contact),
-                arrival: arrival, tmaxMs: pinged.campaign.tmaxMs, ticket: ticket, createdAtMs: nowMs, source: pinged.source
-            )
-            let (outcome, increments) = await post(&held.round, context: context)
-            do {
-                let result = try await finish(round: held.round, outcome: outcome, increments: increments, context: context)
+        case .run(let held):
+            do throws(PostError) {
+                let result = try await postHeld(held, pingID: pingID, lead: lead, contact: contact, seller: seller, arrival: arrival, ticket: ticket)
                 await self.held.complete(id: pingID, sellerID: seller.id, result: .success(result), nowMs: nowMs)
                 return result
             } catch {
                 // Repeats get the same 503: the round is not on the books, and it is not run twice.
-                await self.held.complete(id: pingID, sellerID: seller.id, result: .failure(error), nowMs: nowMs)
-                throw .exchange(error)
+                if case .exchange(let failure) = error {
+                    await self.held.complete(id: pingID, sellerID: seller.id, result: .failure(failure), nowMs: nowMs)
+                }
+                throw error
             }
+        }
+    }
+
+    /// The buyers bid on the pinged lead: the post may add fields, not change what they filtered on.
+    static func leadMismatch(_ lead: JSONObject?, held: HeldBids.HeldRound) -> RequestError? {
+        guard let lead else { return nil }
+        for (key, value) in lead where held.context.lead[key] != nil && held.context.lead[key] != value {
+            return .invalid("lead.\(key)", "differs from the pinged lead", code: "lead_mismatch")
+        }
+        return nil
+    }
+
+    /// Runs the post phase of a held ping this request claimed, and records it.
+    func postHeld(
+        _ held: HeldBids.HeldRound, pingID: String, lead: JSONObject?, contact: JSONObject, seller: Seller,
+        arrival: ContinuousClock.Instant, ticket: IdempotencyTicket?
+    ) async throws(PostError) -> LeadResult {
+        var round = held.round
+        let pinged = held.context
+        var merged = pinged.lead
+        for (key, value) in lead ?? JSONObject() { merged[key] = value }
+        let context = RoundContext(
+            auctionID: pingID, config: pinged.config, campaign: pinged.campaign, seller: seller,
+            lead: merged, contact: contact, consent: pinged.consent, contactHash: hasher.hash(contact: contact),
+            arrival: arrival, tmaxMs: pinged.campaign.tmaxMs, ticket: ticket, createdAtMs: nowMs, source: pinged.source
+        )
+        let (outcome, increments) = await post(&round, context: context)
+        do {
+            return try await finish(round: round, outcome: outcome, increments: increments, context: context)
+        } catch {
+            throw .exchange(error)
         }
     }
 
@@ -286,7 +319,7 @@ public final class Exchange: Sendable {
 
     /// A post for a ping no longer held in memory (after a restart, or an hour after its post):
     /// the recorded result when it was posted, else why it cannot be.
-    private func recordedPostResult(pingID: String, seller: Seller) async throws(PostError) -> LeadResult {
+    func recordedPostResult(pingID: String, seller: Seller) async throws(PostError) -> LeadResult {
         let stored: StoredRound?
         do { stored = try await store.round(id: pingID) } catch { throw .exchange(.storage("\(error)")) }
         guard let stored, stored.sellerID == seller.id, stored.id.hasPrefix("png_") else {
@@ -467,7 +500,7 @@ public final class Exchange: Sendable {
 
     /// Takes a ping from a buyer's ping rate limit; true when it has none left (`capped`).
     private func overPingRate(_ buyer: Buyer) -> Bool {
-        guard buyer.ping != nil, let limit = buyer.pingRateLimit else { return false }
+        guard buyer.ping != nil, let limit = buyer.pingRateLimit.map(nodeShare(of:)) else { return false }
         return pingLimits.take(buyer.id, limit: limit) != nil
     }
 
@@ -495,7 +528,7 @@ public final class Exchange: Sendable {
                     continue
                 }
                 let reservation: BuyerLedger.Reservation
-                switch ledger.reserve(buyer: buyer, price: bid.price, contactHash: context.contactHash, at: now) {
+                switch await reserveSlot(buyer: buyer, price: bid.price, context: context, remainingMs: remaining) {
                 case .success(let held): reservation = held
                 case .failure(.capped):
                     round.skipPost(reason: .capped, detail: "cap reached before the post")
@@ -503,6 +536,8 @@ public final class Exchange: Sendable {
                 case .failure(.duplicate):
                     round.skipPost(reason: .duplicate, detail: "contact already sold to this buyer")
                     continue
+                case .failure(.unavailable):
+                    return (round.abandon(detail: "the exchange could not check the buyer's caps"), [])
                 }
                 // Write-ahead: the intent is committed before the post leaves, so a crash while the
                 // buyer holds the lead turns into `post_unknown` at start-up, never into a resale.
@@ -513,7 +548,7 @@ public final class Exchange: Sendable {
                     let (seconds, attoseconds) = intentStart.duration(to: .now).components
                     metrics.postIntent.recordNanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
                 } catch {
-                    ledger.release(reservation)
+                    await releaseSlot(reservation, roundID: context.auctionID)
                     logger.error("post intent not recorded; round ends unsold", metadata: [
                         "auction_id": "\(context.auctionID)", "buyer": "\(bid.buyerID)", "error": "\(error)",
                     ])
@@ -525,7 +560,7 @@ public final class Exchange: Sendable {
                     let increments = ledger.commit(reservation, at: now)
                     return (outcome, increments)
                 }
-                ledger.release(reservation)
+                await releaseSlot(reservation, roundID: context.auctionID)
             }
         }
     }

@@ -85,10 +85,11 @@ extension Exchange {
         do throws(ExchangeError) {
             try await commit(record, waitMs: context.storeWaitMs)
         } catch {
-            if let slot = session.slot { ledger.endCall(slot, how: .failed) }
+            if let slot = session.slot { await endCallSlot(slot, how: .failed, callID: context.auctionID) }
             throw error
         }
-        if session.lifecycle.isLive { await calls.add(session, id: context.auctionID) }
+        // On a cluster the database holds the live call (its record's live state), for events on any node.
+        if session.lifecycle.isLive, cluster == nil { await calls.add(session, id: context.auctionID) }
         return answer
     }
 
@@ -104,11 +105,11 @@ extension Exchange {
             throw .request(RequestError(status: 404, code: "unknown_call",
                                         message: "call \(callID) is reported by its telephony provider's webhooks, not by events", field: "call_id"))
         }
-        guard let session = await calls.checkOut(callID) else {
+        guard let session = try await checkOutCall(callID) else {
             throw .request(try await endedCallError(callID: callID, seller: seller))
         }
         if let seller, session.context.seller.id != seller.id {
-            await calls.checkIn(callID, session: session)
+            await checkInCall(callID, session: session, recorded: false)
             throw .request(RequestError(status: 404, code: "unknown_call", message: "no live call \(callID) for this seller", field: "call_id"))
         }
         var next = session
@@ -118,7 +119,7 @@ extension Exchange {
         let outcome: CallEventOutcome
         // The event does not fit the call now: the call goes back as it was.
         func rejected(_ rejection: CallLifecycle.Rejection) async -> PostError {
-            await calls.checkIn(callID, session: session)
+            await checkInCall(callID, session: session, recorded: false)
             return .request(RequestError(status: 409, code: rejection.code, message: rejection.message, field: "type"))
         }
         // The buyer's slot is freed once the event is committed; its counters move with the record.
@@ -141,7 +142,7 @@ extension Exchange {
         case .completed:
             let duration = event.durationS ?? 0
             guard case .success(let (bid, converted)) = next.lifecycle.complete(atMs: nowMs, durationS: duration, recordingURL: event.recordingURL) else {
-                await calls.checkIn(callID, session: session)
+                await checkInCall(callID, session: session, recorded: false)
                 throw .request(RequestError(status: 409, code: "call_ended", message: "call \(callID) is not live", field: "call_id"))
             }
             freeSlot(.completed(converted: converted))
@@ -158,12 +159,12 @@ extension Exchange {
             try await commit(record, waitMs: Exchange.eventStoreWaitMs)
         } catch {
             // Undo what only the uncommitted event took: a slot reserved while rerouting.
-            if let reserved = next.slot, reserved != session.slot { ledger.endCall(reserved, how: .failed) }
-            await calls.checkIn(callID, session: session)
+            if let reserved = next.slot, reserved != session.slot { await endCallSlot(reserved, how: .failed, callID: callID) }
+            await checkInCall(callID, session: session, recorded: false)
             throw .exchange(error)
         }
-        if let (slot, how) = freed { ledger.endCall(slot, how: how) }
-        await calls.checkIn(callID, session: next.lifecycle.isLive ? next : nil)
+        if let (slot, how) = freed { await endCallSlot(slot, how: how, callID: callID) }
+        await checkInCall(callID, session: next.lifecycle.isLive ? next : nil, recorded: true)
         // Counted once committed, so a retried event is not counted twice.
         if event.kind == .completed, let bid = next.lifecycle.current {
             recordCallOutcome(converted: next.lifecycle.ending == .converted, buyerID: bid.buyerID, context: next.context)
@@ -178,15 +179,18 @@ extension Exchange {
     /// Ends the calls that got no `completed` within their campaign's `max_call_s` and frees their
     /// slots. Returns how many ended; one whose commit fails stays live for the next sweep.
     @discardableResult
-    public func releaseAbandonedCalls(at date: Date? = nil) async -> Int {
+    public func releaseAbandonedCalls(at date: Date? = nil, shared: Bool = true) async -> Int {
         let now = date ?? self.now
         await tracking.sweep(at: now)
         let nowMs = Int64(now.timeIntervalSince1970 * 1000)
         var released = 0
-        for (id, session) in await calls.checkOutAbandoned(nowMs: nowMs) {
+        // Also drops expired reusable bids; on a cluster the live calls are in the database.
+        var abandoned = await calls.checkOutAbandoned(nowMs: nowMs)
+        if let cluster, shared { abandoned += await checkOutAbandonedCalls(cluster, nowMs: nowMs) }
+        for (id, session) in abandoned {
             var next = session
             guard next.lifecycle.abandon(atMs: nowMs, maxCallS: next.context.campaign.maxCallS) != nil else {
-                await calls.checkIn(id, session: nil)
+                await checkInCall(id, session: nil, recorded: false)
                 continue
             }
             let increments = next.slot.map { BuyerLedger.increments(ending: $0, how: .abandoned) } ?? []
@@ -194,11 +198,11 @@ extension Exchange {
                 try await commit(callRecord(next, increments: increments), waitMs: Exchange.eventStoreWaitMs)
             } catch {
                 logger.error("abandoned call not recorded", metadata: ["auction_id": "\(id)", "error": "\(error)"])
-                await calls.checkIn(id, session: session)
+                await checkInCall(id, session: session, recorded: false)
                 continue
             }
-            if let slot = next.slot { ledger.endCall(slot, how: .abandoned) }
-            await calls.checkIn(id, session: nil)
+            if let slot = next.slot { await endCallSlot(slot, how: .abandoned, callID: id) }
+            await checkInCall(id, session: nil, recorded: true)
             released += 1
         }
         return released
@@ -222,7 +226,7 @@ extension Exchange {
                 session.lifecycle.denied(.paused, detail: "buyer paused since it bid")
                 continue
             }
-            switch ledger.reserveCall(buyer: buyer, price: bid.price, callerHash: session.context.contactHash, at: now) {
+            switch await reserveCallSlot(buyer: buyer, price: bid.price, context: session.context, releaseAtMs: session.releaseAtMs) {
             case .success(let (slot, increments)):
                 session.lifecycle.reserved(atMs: nowMs)
                 session.slot = slot
@@ -231,6 +235,8 @@ extension Exchange {
                 session.lifecycle.denied(.capped, detail: "no free call slot or cap reached")
             case .failure(.duplicate):
                 session.lifecycle.denied(.duplicate, detail: "caller already routed to this buyer")
+            case .failure(.unavailable):
+                session.lifecycle.denied(.capped, detail: "the exchange could not check the buyer's call slots")
             }
         }
         return []

@@ -86,6 +86,12 @@ public final class BuyerLedger: Sendable {
         state.withLock { $0.sweep(at: date, longestDuplicateWindowDays: longestDuplicateWindowDays) }
     }
 
+    /// Cluster: every node's usage (committed counts and claims in flight) replaces this node's
+    /// counters and live calls, which then serve only as the eligibility filter.
+    public func replaceUsage(counters: [CapIncrement], liveCalls: [String: Int]) {
+        state.withLock { $0.replaceUsage(counters: counters, liveCalls: liveCalls) }
+    }
+
     /// Entries held in memory (counters and remembered contacts), for tests of the bounds.
     public var entryCount: Int { state.withLock { $0.entryCount } }
 
@@ -150,6 +156,15 @@ extension BuyerLedger {
                 if let existing = sales[sale.contactHash]?[sale.buyerID], existing >= date { continue }
                 sales[sale.contactHash, default: [:]][sale.buyerID] = date
             }
+        }
+
+        mutating func replaceUsage(counters stored: [CapIncrement], liveCalls: [String: Int]) {
+            counters = [:]
+            for increment in stored {
+                counters[increment.buyerID, default: [:]][increment.window, default: Counter()].count += increment.count
+                counters[increment.buyerID, default: [:]][increment.window, default: Counter()].spend += increment.spend
+            }
+            live = liveCalls
         }
 
         mutating func exclusions(for buyers: [Buyer], contactHash: String?, at date: Date) -> [String: ReasonCode] {

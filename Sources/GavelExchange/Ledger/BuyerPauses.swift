@@ -30,6 +30,12 @@ extension Exchange {
             throw .storage("\(error)")
         }
         portalPauses.set(buyerID, paused: paused)
+        // The other nodes re-read the pauses at once (and by their slow poll if the notice is lost).
+        if let cluster {
+            do { try await cluster.publish(.pausesChanged) } catch {
+                logger.warning("pause not announced to the other nodes; their poll picks it up", metadata: ["error": "\(error)"])
+            }
+        }
         logger.notice("buyer pause changed from the portal", metadata: ["buyer": "\(buyerID)", "paused": "\(paused)"])
     }
 
