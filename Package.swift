@@ -27,6 +27,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
         .package(url: "https://github.com/hummingbird-project/swift-mustache.git", from: "2.1.1"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
     ],
     targets: [
         // libcurl, through typed shims around its variadic setopt calls.
@@ -55,6 +56,13 @@ let package = Package(
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "Logging", package: "swift-log"),
         ]),
+        // PostgreSQL persistence: the same store protocols, plus the state several nodes share.
+        .target(name: "GavelPostgres", dependencies: [
+            "GavelCore", "GavelStore",
+            .product(name: "PostgresNIO", package: "postgres-nio"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         // Runs auctions: eligibility -> pings -> ranking -> post/fallback -> record.
         .target(name: "GavelExchange", dependencies: [
             "GavelCore", "GavelPing", "GavelStore",
@@ -74,7 +82,7 @@ let package = Package(
         ], resources: [.copy("Templates"), .copy("Static")]),
         // The seller HTTP API.
         .target(name: "GavelServer", dependencies: [
-            "GavelCore", "GavelConfig", "GavelExchange", "GavelStore", "GavelWeb",
+            "GavelCore", "GavelConfig", "GavelExchange", "GavelStore", "GavelPostgres", "GavelWeb",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "Prometheus", package: "swift-prometheus"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -101,7 +109,7 @@ let package = Package(
         ], path: "LoadTests/gavel-buyers"),
         // Open-loop load generator and raw libcurl fan-out baseline.
         .executableTarget(name: "gavel-load", dependencies: [
-            "GavelPing", "GavelCore", "GavelConfig", "GavelStore", "GavelServer",
+            "GavelPing", "GavelCore", "GavelConfig", "GavelStore", "GavelPostgres", "GavelServer",
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Histogram", package: "hdrhistogram-swift"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -114,8 +122,9 @@ let package = Package(
         .testTarget(name: "GavelPingTests", dependencies: ["GavelPing", "BuyerFleet"]),
         .testTarget(name: "GavelStoreTests", dependencies: ["GavelStore", "GavelCore"]),
         .testTarget(name: "GavelWebTests", dependencies: ["GavelWeb", "GavelCore"]),
+        .testTarget(name: "GavelPostgresTests", dependencies: ["GavelPostgres", "GavelStore", "GavelCore"]),
         .testTarget(name: "GavelExchangeTests", dependencies: [
-            "GavelExchange", "GavelServer", "GavelConfig", "GavelCore", "GavelStore", "GavelPing", "GavelWeb", "BuyerFleet",
+            "GavelExchange", "GavelServer", "GavelConfig", "GavelCore", "GavelStore", "GavelPostgres", "GavelPing", "GavelWeb", "BuyerFleet",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
