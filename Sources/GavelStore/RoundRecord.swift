@@ -144,6 +144,12 @@ public struct SaleRecord: Sendable, Hashable {
     public var buyerID: String
     public var contactHash: String
     public var soldAtMs: Int64
+
+    public init(buyerID: String, contactHash: String, soldAtMs: Int64) {
+        self.buyerID = buyerID
+        self.contactHash = contactHash
+        self.soldAtMs = soldAtMs
+    }
 }
 
 /// A round as read back for `GET /v1/auctions/{id}`.
@@ -169,6 +175,30 @@ public struct StoredRound: Sendable {
     /// Calls: the recording the telephony provider reported.
     public var recordingURL: String? = nil
 
+    public init(id: String, kind: String, sellerID: String, campaignID: String, phase: String, status: String, createdAtMs: Int64,
+                tmaxMs: Int, durationUs: Int, winnerID: String?, price: Money?, payout: Money?, leadJSON: String, buyers: [StoredBuyer],
+                posts: [StoredPost], events: [CallEventRecord], attributionJSON: String?, source: String? = nil, recordingURL: String? = nil) {
+        self.id = id
+        self.kind = kind
+        self.sellerID = sellerID
+        self.campaignID = campaignID
+        self.phase = phase
+        self.status = status
+        self.createdAtMs = createdAtMs
+        self.tmaxMs = tmaxMs
+        self.durationUs = durationUs
+        self.winnerID = winnerID
+        self.price = price
+        self.payout = payout
+        self.leadJSON = leadJSON
+        self.buyers = buyers
+        self.posts = posts
+        self.events = events
+        self.attributionJSON = attributionJSON
+        self.source = source
+        self.recordingURL = recordingURL
+    }
+
     public struct StoredBuyer: Sendable {
         public var buyerID: String
         public var reason: String
@@ -183,6 +213,21 @@ public struct StoredRound: Sendable {
         public var buyerReasonCategory: String? = nil
         /// The buyer's chance of paying as estimated when bidding closed; nil when it took no part.
         public var estimate: Probability? = nil
+
+        public init(buyerID: String, reason: String, bid: Money?, bidID: String?, latencyUs: Int?, tmaxMs: Int?, detail: String?,
+                    destination: String?, buyerReason: String? = nil, buyerReasonCategory: String? = nil, estimate: Probability? = nil) {
+            self.buyerID = buyerID
+            self.reason = reason
+            self.bid = bid
+            self.bidID = bidID
+            self.latencyUs = latencyUs
+            self.tmaxMs = tmaxMs
+            self.detail = detail
+            self.destination = destination
+            self.buyerReason = buyerReason
+            self.buyerReasonCategory = buyerReasonCategory
+            self.estimate = estimate
+        }
     }
 
     public struct StoredPost: Sendable {
@@ -195,5 +240,18 @@ public struct StoredRound: Sendable {
         public var detail: String?
         public var buyerReason: String? = nil
         public var buyerReasonCategory: String? = nil
+
+        public init(sequence: Int, buyerID: String, price: Money, result: String, latencyUs: Int, reference: String?, detail: String?,
+                    buyerReason: String? = nil, buyerReasonCategory: String? = nil) {
+            self.sequence = sequence
+            self.buyerID = buyerID
+            self.price = price
+            self.result = result
+            self.latencyUs = latencyUs
+            self.reference = reference
+            self.detail = detail
+            self.buyerReason = buyerReason
+            self.buyerReasonCategory = buyerReasonCategory
+        }
     }
 }

@@ -10,6 +10,12 @@ extension RoundStore {
             public var startMs: Int64
             public var rounds: Int
             public var sold: Int
+
+            public init(startMs: Int64, rounds: Int, sold: Int) {
+                self.startMs = startMs
+                self.rounds = rounds
+                self.sold = sold
+            }
         }
 
         public struct Buyer: Sendable, Hashable {
@@ -44,6 +50,18 @@ extension RoundStore {
         public var winnerID: String?
         public var price: Money?
         public var buyers: Int
+
+        public init(id: String, kind: String, campaignID: String, status: String, createdAtMs: Int64, winnerID: String?, price: Money?,
+                    buyers: Int) {
+            self.id = id
+            self.kind = kind
+            self.campaignID = campaignID
+            self.status = status
+            self.createdAtMs = createdAtMs
+            self.winnerID = winnerID
+            self.price = price
+            self.buyers = buyers
+        }
     }
 
     /// Activity since `sinceMs`, reading at most `limit` rounds (the newest).
