@@ -3,6 +3,7 @@ import GavelConfig
 import GavelCore
 import GavelExchange
 import GavelPing
+import GavelPostgres
 import GavelStore
 import GavelWeb
 import Hummingbird
@@ -17,6 +18,14 @@ import ServiceLifecycle
 public struct ServerSettings: Sendable {
     public var configDirectory: String = "buyer-configs"
     public var databasePath: String = "gavel.sqlite"
+    /// A PostgreSQL database (`postgres://USER@HOST[:PORT]/DB`, password from `PGPASSWORD`)
+    /// instead of the SQLite file: several nodes on one database share caps, held pings and calls.
+    public var databaseURL: String?
+    /// PostgreSQL: a schema of the database to use (tests use one each); nil: the default.
+    public var databaseSchema: String?
+    /// This node's name on a cluster (post intents, claims, logs); nil: host name and port. Keep it
+    /// stable across restarts: a restarted node settles its own posts left in flight at once.
+    public var nodeID: String?
     public var host: String = "127.0.0.1"
     public var port: Int = 8080
     public var durability: RoundStore.Durability = .normal
@@ -41,9 +50,13 @@ public struct ServerSettings: Sendable {
 /// shut down in reverse order (HTTP first, so rounds in flight finish and commit; then the store).
 public struct GavelServer: Sendable {
     public let exchange: Exchange
-    /// The SQLite store the server opened; the exchange holds it as `any ExchangeStore`. For the
-    /// operator's and tests' reads the exchange does not make (`counts()`, `openPostIntents()`).
-    public let store: RoundStore
+    /// The store the server opened, as the exchange sees it.
+    public let store: any ExchangeStore
+    /// The SQLite store, when that is the backend: for the operator's and tests' reads the exchange
+    /// does not make (`counts()`, `openPostIntents()`).
+    public let sqlite: RoundStore?
+    /// The PostgreSQL store, when that is the backend (it is also the cluster's shared state).
+    public let postgres: PostgresStore?
     public let settings: ServerSettings
     let registry: PrometheusCollectorRegistry
     let logger: Logger
@@ -55,13 +68,37 @@ public struct GavelServer: Sendable {
         self.registry = registry
         self.logger = logger
         let config = try ConfigLoader.load(directory: settings.configDirectory)
-        let store = try RoundStore(path: settings.databasePath, durability: settings.durability, logger: logger)
-        self.store = store
         var configuration = settings.exchange
-        configuration.hashKey = try settings.hashKey ?? store.hashKey()
+        configuration.nodeID = settings.nodeID ?? GavelServer.defaultNodeID(port: settings.port)
+        if let url = settings.databaseURL {
+            let postgres = try await PostgresStore.open(
+                PostgresStore.Configuration(url: url, nodeID: configuration.nodeID, schema: settings.databaseSchema), logger: logger)
+            store = postgres
+            sqlite = nil
+            self.postgres = postgres
+            if let key = settings.hashKey { configuration.hashKey = key } else { configuration.hashKey = try await postgres.hashKey() }
+        } else {
+            let sqlite = try RoundStore(path: settings.databasePath, durability: settings.durability, logger: logger)
+            store = sqlite
+            self.sqlite = sqlite
+            postgres = nil
+            configuration.hashKey = try settings.hashKey ?? sqlite.hashKey()
+        }
         let engine = CurlMultiEngine(resolver: settings.resolver, logger: logger)
-        exchange = Exchange(config: config, store: store, engine: engine, configuration: configuration, logger: logger)
-        try await exchange.restoreState()
+        exchange = Exchange(config: config, store: store, engine: engine, configuration: configuration, cluster: postgres, logger: logger)
+        do {
+            try await exchange.restoreState()
+            // Learn the other nodes (and their usage) before taking traffic: rate limits and eligibility.
+            await exchange.clusterBeat(reclaim: false)
+        } catch {
+            store.close()
+            throw error
+        }
+    }
+
+    /// A node's default name: the host's name and the port it serves on.
+    static func defaultNodeID(port: Int) -> String {
+        "\(ProcessInfo.processInfo.hostName):\(port)"
     }
 
     /// Builds the Hummingbird application; `onListening` receives the bound port.
@@ -109,6 +146,9 @@ public struct GavelServer: Sendable {
             .init(service: resources), .init(service: HousekeepingService(exchange: exchange)),
         ]
         if !signals.isEmpty { services.append(.init(service: reload)) }
+        if let cluster = exchange.clusterState {
+            services.append(.init(service: ClusterService(exchange: exchange, cluster: cluster, directory: settings.configDirectory, logger: logger)))
+        }
         services.append(.init(service: application(onListening: onListening)))
         let group = ServiceGroup(
             configuration: .init(
@@ -153,7 +193,8 @@ struct HousekeepingService: Service {
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             try? await Task.sleep(for: .seconds(1))
             tick += 1
-            await exchange.releaseAbandonedCalls()
+            // On a cluster, the live calls of every node are read from the database: every 5 s.
+            await exchange.releaseAbandonedCalls(shared: tick % 5 == 0)
             await exchange.retryUnrecordedRounds()
             if tick % 60 == 0 { await exchange.sweepStore() }
         }
@@ -169,13 +210,27 @@ struct ConfigReloadService: Service {
     func run() async throws {
         let signals = await UnixSignalsSequence(trapping: .sighup)
         for await _ in signals.cancelOnGracefulShutdown() {
-            do {
-                let config = try ConfigLoader.load(directory: directory)
-                exchange.reload(config)
-                logger.notice("config reloaded", metadata: ["summary": "\(ConfigLoader.summary(of: config))"])
-            } catch {
-                logger.error("config reload failed; keeping the previous config", metadata: ["problems": "\(error.problems.map(\.description))"])
+            guard ConfigReloadService.reload(exchange: exchange, directory: directory, logger: logger) else { continue }
+            // The other nodes reload their own directories at once.
+            if let cluster = exchange.clusterState {
+                do { try await cluster.publish(.configReloaded) } catch {
+                    logger.warning("reload not announced to the other nodes; their poll picks it up", metadata: ["error": "\(error)"])
+                }
             }
+        }
+    }
+
+    /// Loads the directory and swaps it in; false (the old config kept) on a bad directory.
+    @discardableResult
+    static func reload(exchange: Exchange, directory: String, logger: Logger) -> Bool {
+        do {
+            let config = try ConfigLoader.load(directory: directory)
+            exchange.reload(config)
+            logger.notice("config reloaded", metadata: ["summary": "\(ConfigLoader.summary(of: config))"])
+            return true
+        } catch {
+            logger.error("config reload failed; keeping the previous config", metadata: ["problems": "\(error.problems.map(\.description))"])
+            return false
         }
     }
 }

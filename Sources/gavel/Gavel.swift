@@ -25,8 +25,16 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "The config directory (campaigns.yaml, sellers.yaml, buyers/).")
     var config = "buyer-configs"
 
-    @Option(help: "The SQLite database file; created if missing.")
-    var db = "gavel.sqlite"
+    @Option(help: ArgumentHelp(
+        "The SQLite database file (created if missing), or a PostgreSQL URL postgres://USER@HOST[:PORT]/DB for several nodes.",
+        discussion: "Default: GAVEL_DATABASE_URL when set, else gavel.sqlite. The PostgreSQL password comes only from PGPASSWORD."))
+    var db = ProcessInfo.processInfo.environment["GAVEL_DATABASE_URL"].flatMap { $0.isEmpty ? nil : $0 } ?? "gavel.sqlite"
+
+    @Option(help: "This node's name on a cluster (default: host name and port); keep it stable across restarts.")
+    var nodeID: String?
+
+    @Option(help: "Cluster: milliseconds past its round before a stopped node's cap claims and posts are settled by the others.")
+    var claimGraceMs = 30_000
 
     @Option(help: "The address to listen on.")
     var host = "127.0.0.1"
@@ -62,6 +70,8 @@ struct Serve: AsyncParsableCommand {
         guard ["text", "json"].contains(logFormat) else { throw ValidationError("--log-format must be text or json") }
         guard (1...1_000_000).contains(dniRateLimit) else { throw ValidationError("--dni-rate-limit must be between 1 and 1000000") }
         guard (1...86_400).contains(idleTimeoutS) else { throw ValidationError("--idle-timeout-s must be between 1 and 86400") }
+        guard (1_000...3_600_000).contains(claimGraceMs) else { throw ValidationError("--claim-grace-ms must be between 1000 and 3600000") }
+        if let nodeID, nodeID.isEmpty || nodeID.count > 100 { throw ValidationError("--node-id must be 1 to 100 characters") }
     }
 
     func run() async throws {
@@ -83,7 +93,13 @@ struct Serve: AsyncParsableCommand {
 
         var settings = ServerSettings()
         settings.configDirectory = config
-        settings.databasePath = db
+        if db.hasPrefix("postgres://") || db.hasPrefix("postgresql://") {
+            settings.databaseURL = db
+        } else {
+            settings.databasePath = db
+        }
+        settings.nodeID = nodeID
+        settings.exchange.claimGraceMs = Int64(claimGraceMs)
         settings.host = host
         settings.port = port
         settings.durability = RoundStore.Durability(rawValue: durability) ?? .normal
@@ -100,6 +116,9 @@ struct Serve: AsyncParsableCommand {
             server = try await GavelServer(settings: settings, registry: registry, logger: logger)
         } catch let error as ConfigError {
             FileHandle.standardError.write(Data((error.description + "\n").utf8))
+            throw ExitCode(1)
+        } catch let error as StoreError {
+            FileHandle.standardError.write(Data("gavel: the database could not be opened: \(error)\n".utf8))
             throw ExitCode(1)
         }
         let host = self.host

@@ -155,9 +155,9 @@ struct IdempotencyTests {
         #expect(repeated.json["error"]?["code"] == .string("outcome_unknown"))
         #expect(harness.fleet.stats(for: "only").posts == 0)
         #expect(harness.exchange.ledger.usage(buyerID: "only", window: "D:test").count == 1)
-        #expect(try harness.exchange.store.postUnknownCount() == 1)
+        #expect(try await harness.exchange.store.postUnknownCount() == 1)
         // The buyer may have the contact: its duplicate window counts it like a sale.
-        #expect(try harness.exchange.store.salesWithContact(sinceMs: 0).contains { $0.contactHash == "h-lost" && $0.buyerID == "only" })
+        #expect(try await harness.exchange.store.salesWithContact(sinceMs: 0).contains { $0.contactHash == "h-lost" && $0.buyerID == "only" })
         await harness.shutdown()
     }
 

@@ -131,7 +131,7 @@ struct LifecycleEdgeTests {
         await harness.stopServer()
         try await harness.openServer()
         #expect(try await harness.round(result.auctionID).status == "sold")
-        #expect(try harness.exchange.store.postUnknownCount() == 0)
+        #expect(try await harness.exchange.store.postUnknownCount() == 0)
         #expect(try harness.store.openPostIntents().isEmpty)
         await harness.shutdown()
     }

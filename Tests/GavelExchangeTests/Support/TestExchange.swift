@@ -40,7 +40,24 @@ final class TestExchange: @unchecked Sendable {
     var server: GavelServer!
     var exchange: Exchange { server.exchange }
     /// The SQLite store itself, for reads the exchange does not make (`counts()`, `openPostIntents()`).
-    var store: RoundStore { server.store }
+    /// A test that reads it is a SQLite test: on the PostgreSQL run it fails here, saying so.
+    var store: RoundStore {
+        get throws { try #require(server.sqlite, "this test reads the SQLite file directly") }
+    }
+
+    /// `GAVEL_TEST_STORE=postgres` (with `GAVEL_TEST_DATABASE_URL`, see scripts/with-postgres.sh)
+    /// runs every exchange of the suite on PostgreSQL, each test in a schema of its own.
+    static let postgresURL: String? = {
+        let environment = ProcessInfo.processInfo.environment
+        guard environment["GAVEL_TEST_STORE"] == "postgres" else { return nil }
+        return environment["GAVEL_TEST_DATABASE_URL"]
+    }()
+    /// The PostgreSQL database of this exchange; nil: a SQLite file.
+    let databaseURL: String?
+    /// The database of the cluster tests, whatever the suite's backend (scripts/with-postgres.sh).
+    static let clusterDatabaseURL = ProcessInfo.processInfo.environment["GAVEL_TEST_DATABASE_URL"]
+    /// This test's schema on PostgreSQL: kept across `openServer` calls (restarts).
+    let schema = "t_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(16)
     private var serverTask: Task<Void, any Error>?
     private(set) var port = 0
     let client = CurlMultiEngine()
@@ -54,8 +71,9 @@ final class TestExchange: @unchecked Sendable {
     let resolver: HostResolver?
 
     init(campaignYAML: String = TestExchange.defaultCampaign, buyers: [BuyerSpec], sellerRateLimit: String? = nil,
-         resolver: HostResolver? = nil) async throws {
+         resolver: HostResolver? = nil, databaseURL: String? = TestExchange.postgresURL) async throws {
         self.resolver = resolver
+        self.databaseURL = databaseURL
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("gavel-test-\(UUID().uuidString)")
         let configDirectory = directory.appendingPathComponent("config")
         try FileManager.default.createDirectory(at: configDirectory.appendingPathComponent("buyers"), withIntermediateDirectories: true)
@@ -116,10 +134,30 @@ final class TestExchange: @unchecked Sendable {
         var settings = ServerSettings()
         settings.configDirectory = configPath
         settings.databasePath = databasePath
+        if let databaseURL {
+            settings.databaseURL = databaseURL
+            settings.databaseSchema = String(schema)
+            settings.nodeID = "node-1"
+        }
         settings.port = 0
         settings.resolver = resolver
         configureSettings?(&settings)
         server = try await GavelServer(settings: settings)
+    }
+
+    /// Another node on the same PostgreSQL database and config (a cluster of two); the caller
+    /// shuts it down with `exchange.shutdown()`.
+    func openPeer(nodeID: String = "node-2") async throws -> GavelServer {
+        let databaseURL = try #require(databaseURL, "a peer node needs PostgreSQL")
+        var settings = ServerSettings()
+        settings.configDirectory = configPath
+        settings.databaseURL = databaseURL
+        settings.databaseSchema = String(schema)
+        settings.nodeID = nodeID
+        settings.port = 0
+        settings.resolver = resolver
+        configureSettings?(&settings)
+        return try await GavelServer(settings: settings)
     }
 
     /// Serves HTTP on a free port; returns once it listens.

@@ -1,0 +1,128 @@
+import BuyerFleet
+import Foundation
+import GavelCore
+import GavelExchange
+import GavelServer
+import GavelStore
+import Testing
+
+/// Two exchange nodes on one PostgreSQL database (issue 12): caps, held pings, live calls and
+/// portal pauses shared exactly. Runs when `GAVEL_TEST_DATABASE_URL` names a server
+/// (`scripts/with-postgres.sh swift test --filter ClusterTests`); CI runs it so.
+@Suite(.serialized, .enabled(if: TestExchange.clusterDatabaseURL != nil, "needs PostgreSQL: run under scripts/with-postgres.sh"))
+struct ClusterTests {
+    func cluster(_ buyers: [TestExchange.BuyerSpec]) async throws -> (TestExchange, GavelServer) {
+        let first = try await TestExchange(buyers: buyers, databaseURL: TestExchange.clusterDatabaseURL)
+        let second = try await first.openPeer()
+        return (first, second)
+    }
+
+    func seller(_ node: GavelServer) -> Seller { node.exchange.config.sellersByKey[TestExchange.sellerKey]! }
+
+    func runLead(on node: GavelServer, email: String) async throws -> LeadResult {
+        let submission = try LeadSubmission.parse(Array(TestExchange.lead(email: email).utf8), shape: .fullLead, seller: seller(node),
+                                                  config: node.exchange.config)
+        return try await node.exchange.runLead(submission, seller: seller(node), arrival: .now)
+    }
+
+    @Test func capsHoldExactlyAcrossTwoNodes() async throws {
+        let (first, second) = try await cluster([
+            bidder("capped", bid: "10.00", yaml: "caps: {daily: 7, daily_budget: 1000.00}"),
+            bidder("spare", bid: "2.00"),
+        ])
+        let nodes = [first.server!, second]
+        let results = try await withThrowingTaskGroup(of: LeadResult.self) { group in
+            for index in 0..<40 {
+                let node = nodes[index % 2]
+                group.addTask { try await self.runLead(on: node, email: "lead\(index)@example.com") }
+            }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        var soldToCapped = 0
+        for result in results {
+            let round = try await first.round(result.auctionID)
+            if round.winnerID == "capped" { soldToCapped += 1 }
+        }
+        #expect(results.filter(\.sold).count == 40)
+        #expect(soldToCapped == 7)
+        second.exchange.shutdown()
+        await first.shutdown()
+    }
+
+    @Test func aPingPostedOnBothNodesAtOnceSellsOnce() async throws {
+        let (first, second) = try await cluster([bidder("only", bid: "10.00", latencyMs: 2)])
+        let ping = try await first.exchange.runPing(
+            first.submission(TestExchange.lead(), shape: .pingOnly), seller: first.seller, arrival: .now)
+        #expect(ping.hasBid)
+        let contact = try #require(try JSONValue.parse(Array(#"{"first_name": "Jo", "last_name": "Doe", "email": "jo@example.com", "phone": "+15551234567"}"#.utf8)).objectValue)
+        async let onFirst = first.exchange.runPost(pingID: ping.pingID, lead: nil, contact: contact, seller: first.seller, arrival: .now)
+        async let onSecond = second.exchange.runPost(pingID: ping.pingID, lead: nil, contact: contact, seller: seller(second), arrival: .now)
+        let (a, b) = try await (onFirst, onSecond)
+        #expect(a == b)
+        #expect(a.sold)
+        #expect(first.fleet.stats(for: "only").posts == 1)
+        second.exchange.shutdown()
+        await first.shutdown()
+    }
+
+    @Test func aPingHeldOnOneNodeIsPostedOnTheOther() async throws {
+        let (first, second) = try await cluster([bidder("only", bid: "10.00", latencyMs: 2)])
+        let ping = try await first.exchange.runPing(
+            first.submission(TestExchange.lead(), shape: .pingOnly), seller: first.seller, arrival: .now)
+        let contact = try #require(try JSONValue.parse(Array(#"{"first_name": "Jo", "last_name": "Doe", "email": "jo@example.com", "phone": "+15551234567"}"#.utf8)).objectValue)
+        let result = try await second.exchange.runPost(pingID: ping.pingID, lead: nil, contact: contact, seller: seller(second), arrival: .now)
+        #expect(result.sold)
+        #expect(try await first.round(ping.pingID).status == "sold")
+        // A later repeat on the first node gets the same result from the database.
+        let repeated = try await first.exchange.runPost(pingID: ping.pingID, lead: nil, contact: contact, seller: first.seller, arrival: .now)
+        #expect(repeated == result)
+        second.exchange.shutdown()
+        await first.shutdown()
+    }
+
+    @Test func liveCallsAreSharedAndTheirEventsRunOnAnyNode() async throws {
+        let (first, second) = try await cluster([
+            callBidder("busy", bid: "40.00", destination: "+18005550101", yaml: "caps: {concurrent: 1}"),
+            callBidder("spare", bid: "20.00", destination: "+18005550102"),
+        ])
+        let call = { (node: GavelServer, number: String) async throws -> CallRouting in
+            let submission = try CallSubmission.parse(Array(TestExchange.call(number: number).utf8), seller: self.seller(node),
+                                                      config: node.exchange.config)
+            return try await node.exchange.runCall(submission, seller: self.seller(node), arrival: .now)
+        }
+        let firstCall = try await call(first.server, "+14155550011")
+        #expect(firstCall.destination == "+18005550101")
+        // The other node sees the busy buyer's one slot taken.
+        let secondCall = try await call(second, "+14155550012")
+        #expect(secondCall.destination == "+18005550102")
+        // The first call's end is reported to the second node, which frees the slot for everyone.
+        let ended = try await second.exchange.handleCallEvent(callID: firstCall.callID, event: CallEvent(kind: .completed, durationS: 200),
+                                                              seller: seller(second))
+        #expect(ended.status == "converted")
+        let thirdCall = try await call(first.server, "+14155550013")
+        #expect(thirdCall.destination == "+18005550101")
+        // An event for a call that ended is refused on either node.
+        await #expect(throws: Exchange.PostError.self) {
+            try await first.exchange.handleCallEvent(callID: firstCall.callID, event: CallEvent(kind: .completed, durationS: 10),
+                                                     seller: first.seller)
+        }
+        second.exchange.shutdown()
+        await first.shutdown()
+    }
+
+    @Test func aPortalPauseOnOneNodeReachesTheOther() async throws {
+        let (first, second) = try await cluster([bidder("pausing", bid: "10.00")])
+        try await first.startHTTP()
+        let secondTask = Task { try await second.run(signals: []) { _ in } }
+        try await Task.sleep(for: .milliseconds(300))  // the second node's listener connects
+        try await first.exchange.setPortalPause(buyerID: "pausing", paused: true)
+        let deadline = ContinuousClock.now + .seconds(3)
+        while !second.exchange.isPortalPaused("pausing"), ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        #expect(second.exchange.isPortalPaused("pausing"))
+        secondTask.cancel()
+        _ = try? await secondTask.value
+        await first.shutdown()
+    }
+}
