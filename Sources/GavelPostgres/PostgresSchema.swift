@@ -1,3 +1,4 @@
+import Foundation
 import GavelStore
 import Logging
 import PostgresNIO
@@ -317,6 +318,11 @@ enum PostgresSchema {
                 RETURN 'granted';
             END $$;
             """),
+        ("v4-running-requests", """
+            -- Requests with an Idempotency-Key running now on some node, until until_ms (a dead
+            -- node's mark lapses): a repeat on another node gets 409 instead of a second round.
+            CREATE TABLE running_requests (scope TEXT PRIMARY KEY, node_id TEXT NOT NULL, until_ms BIGINT NOT NULL);
+            """),
     ]
 
     /// Creates the schema if asked to, then applies every migration not yet applied, in order,
@@ -335,8 +341,7 @@ enum PostgresSchema {
             let applied = Set(try await connection.rows("SELECT version FROM gavel_migrations").map { try $0.decode(String.self) })
             for migration in migrations where !applied.contains(migration.version) {
                 try await connection.inTransaction(logger: logger) {
-                    // The simple-query protocol: one migration's several statements in one message.
-                    _ = try await connection.simpleQuery(migration.sql).get()
+                    for statement in statements(of: migration.sql) { try await connection.run(PostgresQuery(unsafeSQL: statement)) }
                     try await connection.run("INSERT INTO gavel_migrations (version) VALUES (\(migration.version))")
                 }
                 logger.debug("migration applied", metadata: ["version": "\(migration.version)"])
@@ -350,6 +355,44 @@ enum PostgresSchema {
         try await connection.run("SELECT pg_advisory_unlock(hashtext(\(lockKey)))")
         try await connection.run("RESET lock_timeout")
         try await connection.run("RESET statement_timeout")
+    }
+}
+
+extension PostgresSchema {
+    /// A migration's statements, one by one (the extended protocol takes one at a time): split at
+    /// each `;` outside quotes, `$$` bodies and `--` comments.
+    static func statements(of sql: String) -> [String] {
+        var statements: [String] = []
+        var current = ""
+        var inQuote = false, inDollar = false, inComment = false
+        var characters = Array(sql)[...]
+        while let character = characters.popFirst() {
+            if inComment {
+                if character == "\n" { inComment = false }
+                continue
+            }
+            if !inQuote && !inDollar && character == "-" && characters.first == "-" {
+                inComment = true
+                continue
+            }
+            if !inQuote && character == "$" && characters.first == "$" {
+                inDollar.toggle()
+                current.append(character)
+                current.append(characters.removeFirst())
+                continue
+            }
+            if !inDollar && character == "'" { inQuote.toggle() }
+            if !inQuote && !inDollar && character == ";" {
+                let statement = current.trimmingCharacters(in: .whitespacesAndNewlines)
+                if !statement.isEmpty { statements.append(statement) }
+                current = ""
+                continue
+            }
+            current.append(character)
+        }
+        let last = current.trimmingCharacters(in: .whitespacesAndNewlines)
+        if !last.isEmpty { statements.append(last) }
+        return statements
     }
 }
 

@@ -36,12 +36,23 @@ final class IdempotencyGate: Sendable {
 
     func run(_ ticket: IdempotencyTicket?, _ operation: () async -> EdgeAnswer) async -> Response {
         guard let ticket else { return await operation().response }
-        guard running.withLock({ $0.insert(ticket.scope).inserted }) else {
-            return JSONResponses.error(RequestError(
-                status: 409, code: "request_in_progress", message: "a request with this Idempotency-Key is still running; retry shortly",
-                field: "Idempotency-Key", retryAfterS: 1))
-        }
+        let inProgress = RequestError(
+            status: 409, code: "request_in_progress", message: "a request with this Idempotency-Key is still running; retry shortly",
+            field: "Idempotency-Key", retryAfterS: 1)
+        guard running.withLock({ $0.insert(ticket.scope).inserted }) else { return JSONResponses.error(inProgress) }
         defer { _ = running.withLock { $0.remove(ticket.scope) } }
+        // On a cluster the same key may be running on another node.
+        do {
+            guard try await exchange.beginKeyedRequest(scope: ticket.scope) else { return JSONResponses.error(inProgress) }
+        } catch {
+            return JSONResponses.unavailable(error)
+        }
+        let response = await answer(ticket, operation)
+        await exchange.endKeyedRequest(scope: ticket.scope)
+        return response
+    }
+
+    private func answer(_ ticket: IdempotencyTicket, _ operation: () async -> EdgeAnswer) async -> Response {
         do {
             if let previous = try await exchange.previousAnswer(for: ticket) {
                 guard previous.bodyHash == ticket.bodyHash else {

@@ -153,5 +153,15 @@ public protocol ClusterSignals: Sendable {
     func signalEpoch() async throws(StoreError) -> Int64
 }
 
+/// Requests with an `Idempotency-Key` that run now, on any node: a repeat on another node while
+/// the first runs gets 409, as on the same node, instead of a second round (a lead sold twice).
+public protocol RunningRequests: Sendable {
+    /// Marks `scope` as running on `nodeID` until `untilMs` (a dead node's mark lapses then);
+    /// false when a request with it runs now.
+    func beginRequest(scope: String, nodeID: String, nowMs: Int64, untilMs: Int64) async throws(StoreError) -> Bool
+    /// The request ended (its answer, if final, is stored): another may run.
+    func endRequest(scope: String, nodeID: String) async throws(StoreError)
+}
+
 /// Everything several nodes share. `PostgresStore` is one; a single SQLite node has none.
-public protocol ClusterState: SharedCaps, SharedLiveState, ClusterNodes, ClusterSignals {}
+public protocol ClusterState: SharedCaps, SharedLiveState, ClusterNodes, ClusterSignals, RunningRequests {}

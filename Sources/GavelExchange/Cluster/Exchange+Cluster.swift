@@ -246,6 +246,29 @@ extension Exchange {
         return abandoned
     }
 
+    // MARK: Idempotency keys across nodes
+
+    /// Cluster: marks a request with this Idempotency-Key scope as running, on every node; false
+    /// when one runs now (the edge answers 409). Always true on a single node (the edge's own set).
+    public func beginKeyedRequest(scope: String) async throws(ExchangeError) -> Bool {
+        guard let cluster else { return true }
+        let longestTmaxMs = config.campaigns.values.map(\.tmaxMs).max() ?? 1_000
+        do {
+            return try await cluster.beginRequest(scope: scope, nodeID: configuration.nodeID, nowMs: nowMs,
+                                                  untilMs: nowMs + Int64(longestTmaxMs) + configuration.claimGraceMs)
+        } catch {
+            throw .storage("\(error)")
+        }
+    }
+
+    /// The keyed request ended on this node.
+    public func endKeyedRequest(scope: String) async {
+        guard let cluster else { return }
+        do { try await cluster.endRequest(scope: scope, nodeID: configuration.nodeID) } catch {
+            logger.warning("running request mark not cleared; it lapses", metadata: ["error": "\(error)"])
+        }
+    }
+
     // MARK: Housekeeping
 
     /// One beat of a cluster node: says it is up, learns how many nodes are, refreshes its
