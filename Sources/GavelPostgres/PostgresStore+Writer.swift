@@ -239,8 +239,9 @@ extension PostgresStore {
     /// Waits until every queued write is committed and the pool is closed (after `close()`).
     public func closed() async {
         writer.close()
-        await writer.finished()
         signalHub.close()
+        await writer.finished()
+        endPool()
     }
 
     /// Writes `writes` in one transaction. Writes are applied in order; a batch that touches a
@@ -358,7 +359,7 @@ struct BatchWriter {
     private func writeRounds(_ rounds: [RoundRecord], on connection: PostgresConnection, logger: Logger) async throws {
         let ids = rounds.map(\.id)
         // Rounds: an earlier record of the same round is updated in place (never deleted: that would
-        // take its contact with it), and its child rows are written anew. `xmax <> 0`: updated.
+        // take its contact with it), and its child rows are written anew. A row with an xmax was updated, not inserted.
         var columns = UnnestColumns()
         columns.text(ids)
         columns.text(rounds.map(\.kind.rawValue))
@@ -385,7 +386,7 @@ struct BatchWriter {
                 duration_us = EXCLUDED.duration_us, winner_id = EXCLUDED.winner_id, price = EXCLUDED.price, payout = EXCLUDED.payout,
                 lead_json = EXCLUDED.lead_json, attribution_json = COALESCE(EXCLUDED.attribution_json, rounds.attribution_json),
                 source = COALESCE(EXCLUDED.source, rounds.source)
-              RETURNING id, xmax <> 0 AS replaced
+              RETURNING id, xmax::text <> '0' AS replaced
             )
             SELECT id FROM up WHERE replaced
             """), logger: logger).map { try $0.decode(String.self) })

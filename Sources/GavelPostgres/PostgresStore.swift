@@ -51,12 +51,21 @@ public final class PostgresStore: Sendable {
 
     deinit { runTask.cancel() }
 
-    /// Commits what is queued, then stops taking writes, ends the listening connection and the pool.
+    /// Stops taking writes and ends the listening connections at once; the writes already queued
+    /// are committed, then the pool closes. `closed()` waits for all of it.
     public func close() {
         writer.close()
         signalHub.close()
-        runTask.cancel()
+        let writer = writer
+        let runTask = runTask
+        Task {
+            await writer.finished()
+            runTask.cancel()
+        }
     }
+
+    /// Ends the pool's `run()`: queries after this fail.
+    func endPool() { runTask.cancel() }
 
     static func clientConfiguration(_ configuration: Configuration) -> PostgresClient.Configuration {
         var client: PostgresClient.Configuration
