@@ -437,6 +437,15 @@ s6_step() {
   share=$(awk -v r="$rate" -v n="$count" 'BEGIN { printf "%g", r / n }')
   before=$(pg_ticks)
   start=$(date +%s.%N)
+  # What the server's sessions wait on, twice a second (S6/KEY-RATE.activity), for diagnosis.
+  local sampler=""
+  if [ "$key" != sqlite ] && [ -n "$pg_url" ]; then
+    while :; do
+      psql "$pg_url" -X -At -F ' | ' -c "select clock_timestamp()::time(3), pid, datname, state, wait_event_type, wait_event, round(extract(epoch from clock_timestamp() - query_start) * 1000) as ms, left(regexp_replace(query, '\s+', ' ', 'g'), 120) from pg_stat_activity where datname like 'gavel_s6_%' and state not in ('idle') and pid <> pg_backend_pid() order by query_start" 2>/dev/null || true
+      sleep 0.5
+    done >"$s6_dir/$key-$rate.activity" &
+    sampler=$!
+  fi
   for node in "$@"; do
     index=$((index + 1))
     read -r pid url <<<"$node"
@@ -451,6 +460,7 @@ s6_step() {
   done
   for pid in "${pids[@]}"; do wait "$pid" || true; done
   after=$(pg_ticks)
+  if [ -n "$sampler" ]; then kill "$sampler" 2>/dev/null || true; wait "$sampler" 2>/dev/null || true; fi
   if [ -n "$before" ] && [ -n "$after" ]; then
     echo "$((after - before)) $(getconf CLK_TCK) $(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN { printf "%.2f", e - s }')" \
       >"$s6_dir/$key-$rate.pgcpu"
