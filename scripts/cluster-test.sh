@@ -27,7 +27,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if [ -z "${GAVEL_TEST_DATABASE_URL:-}" ]; then
-  exec scripts/with-postgres.sh "$0" "$@"
+  exec scripts/with-postgres.sh scripts/cluster-test.sh "$@"
 fi
 
 bin=.build/debug seed="" grace=3000 keep=0

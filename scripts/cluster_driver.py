@@ -798,14 +798,16 @@ def phase_kill(seller, nodes, db, grace_ms, checks, seed):
             seller.event("node-2", call_id, "connected")
     time.sleep(0.5)
     killed_at = time.time()
-    nodes["node-2"].kill9()
-    seller.dead.add("node-2")
+    os.kill(nodes["node-2"].proc.pid, signal.SIGKILL)
+    seller.dead.add("node-2")  # new requests go to node 1 (a load balancer); those in flight die
+    nodes["node-2"].kill9()  # reaps it
     with seller.lock:  # routed by node 2 and not yet ended: their events now go to node 1
         dead_calls = sorted(c for c, n in seller.open_calls.items() if n == "node-2")
     # Posts node 2 had sent (intent committed) without recording their answer: post_unknown to be.
     intents = [row[0] for row in db.run("SELECT round_id FROM post_intents WHERE node_id = 'node-2'")]
     at_kill = db.run("SELECT kind, count(*) FROM cap_claims WHERE node_id = 'node-2' GROUP BY kind ORDER BY kind")
-    print(f"kill: node-2 killed with -9 after 2.5 s of load", flush=True)
+    print(f"kill: node-2 killed with -9 after 2.5 s of load: {len(intents)} posts in flight there, "
+          f"{len(dead_calls)} live calls routed by it", flush=True)
     # Held pings of the dead node: posted on node 1 at once, as a seller would.
     with seller.lock:
         held = [h for h in seller.held if h[2] == "node-2"]
@@ -865,9 +867,9 @@ def phase_kill(seller, nodes, db, grace_ms, checks, seed):
         t.join(timeout=30)
     seller.phase = "takeover"
     kill = [r for r in seller.journal.requests if r.phase == "kill"]
-    died = sum(1 for r in kill for a in r.attempts if a["status"] is None)
-    print(f"kill: {len(kill)} requests of the load, {died} attempts died with node-2; answers: {answers_line(kill)}",
-          flush=True)
+    died = sum(1 for r in kill for a in r.attempts if a["status"] is None and a["t0"] <= killed_at)
+    print(f"kill: {len(kill)} requests of the load, {died} in flight on node-2 died with it; answers: "
+          f"{answers_line(kill)}", flush=True)
 
     # Held pings of the dead node: each post 200 (sold or unsold), recorded so.
     held_bad, held_sold, late = [], 0, 0
