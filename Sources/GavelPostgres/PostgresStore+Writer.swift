@@ -44,6 +44,8 @@ final class CommitWaiter: Sendable {
 /// other gathers and writes the next batch.
 final class GroupCommit: Sendable {
     static let writers = 2
+    /// At most so many writes per transaction: a batch's locks are held while it is written.
+    static let maxBatch = 1_000
 
     private struct State {
         var writes: [PendingWrite] = []
@@ -149,11 +151,18 @@ final class GroupCommit: Sendable {
                 if !state.deadlines.isEmpty {
                     for waiter in finished { state.deadlines[ObjectIdentifier(waiter)] = nil }
                 }
-                defer {
-                    state.writes.removeAll(keepingCapacity: true)
-                    state.waiters.removeAll(keepingCapacity: true)
+                guard state.writes.count > Self.maxBatch else {
+                    defer {
+                        state.writes.removeAll(keepingCapacity: true)
+                        state.waiters.removeAll(keepingCapacity: true)
+                    }
+                    return (state.writes, state.waiters)
                 }
-                return (state.writes, state.waiters)
+                defer {
+                    state.writes.removeFirst(Self.maxBatch)
+                    state.waiters.removeFirst(Self.maxBatch)
+                }
+                return (Array(state.writes.prefix(Self.maxBatch)), Array(state.waiters.prefix(Self.maxBatch)))
             }
             guard !writes.isEmpty else { return }
             finished = waiters

@@ -6,7 +6,7 @@ import Testing
 
 /// Group commit at speed: not a timed test (it asserts only that every round landed), a
 /// measurement printed for the record. Run with GAVEL_PG_BENCH=1 (rounds: GAVEL_PG_BENCH_ROUNDS).
-@Suite(.enabled(if: PG.enabled && ProcessInfo.processInfo.environment["GAVEL_PG_BENCH"] != nil, "set GAVEL_PG_BENCH=1 to measure"))
+@Suite(.serialized, .enabled(if: PG.enabled && ProcessInfo.processInfo.environment["GAVEL_PG_BENCH"] != nil, "set GAVEL_PG_BENCH=1 to measure"))
 struct WriterBenchmark {
     static let rounds = Int(ProcessInfo.processInfo.environment["GAVEL_PG_BENCH_ROUNDS"] ?? "") ?? 20_000
 
