@@ -2,6 +2,7 @@ import BuyerFleet
 import Foundation
 import GavelCore
 import GavelExchange
+import GavelPing
 import GavelServer
 import GavelStore
 import Testing
@@ -52,7 +53,7 @@ struct ClusterTests {
     @Test func aPingPostedOnBothNodesAtOnceSellsOnce() async throws {
         let (first, second) = try await cluster([bidder("only", bid: "10.00", latencyMs: 2)])
         let ping = try await first.exchange.runPing(
-            first.submission(TestExchange.lead(), shape: .pingOnly), seller: first.seller, arrival: .now)
+            first.submission(#"{"campaign": "autos", "lead": {"zip": "94107", "state": "CA"}}"#, shape: .pingOnly), seller: first.seller, arrival: .now)
         #expect(ping.hasBid)
         let contact = try #require(try JSONValue.parse(Array(#"{"first_name": "Jo", "last_name": "Doe", "email": "jo@example.com", "phone": "+15551234567"}"#.utf8)).objectValue)
         async let onFirst = first.exchange.runPost(pingID: ping.pingID, lead: nil, contact: contact, seller: first.seller, arrival: .now)
@@ -68,7 +69,7 @@ struct ClusterTests {
     @Test func aPingHeldOnOneNodeIsPostedOnTheOther() async throws {
         let (first, second) = try await cluster([bidder("only", bid: "10.00", latencyMs: 2)])
         let ping = try await first.exchange.runPing(
-            first.submission(TestExchange.lead(), shape: .pingOnly), seller: first.seller, arrival: .now)
+            first.submission(#"{"campaign": "autos", "lead": {"zip": "94107", "state": "CA"}}"#, shape: .pingOnly), seller: first.seller, arrival: .now)
         let contact = try #require(try JSONValue.parse(Array(#"{"first_name": "Jo", "last_name": "Doe", "email": "jo@example.com", "phone": "+15551234567"}"#.utf8)).objectValue)
         let result = try await second.exchange.runPost(pingID: ping.pingID, lead: nil, contact: contact, seller: seller(second), arrival: .now)
         #expect(result.sold)
@@ -121,6 +122,39 @@ struct ClusterTests {
             try await Task.sleep(for: .milliseconds(20))
         }
         #expect(second.exchange.isPortalPaused("pausing"))
+        secondTask.cancel()
+        _ = try? await secondTask.value
+        await first.shutdown()
+    }
+
+    @Test func aKeyedRequestRunningOnOneNodeIsNotRunAgainOnTheOther() async throws {
+        // Slow answers keep the first request running while its repeat reaches the other node.
+        let (first, second) = try await cluster([bidder("slow", bid: "10.00", latencyMs: 400)])
+        try await first.startHTTP()
+        let (ports, continuation) = AsyncStream<Int>.makeStream()
+        let secondTask = Task { try await second.run(signals: []) { port in continuation.yield(port) } }
+        var secondPort = 0
+        for await port in ports { secondPort = port; break }
+        let headers: [(name: String, value: String)] = [("Content-Type", "application/json"), ("Authorization", "Bearer \(TestExchange.sellerKey)"),
+                                                        ("Idempotency-Key", "cluster-key-1")]
+        let body = Array(TestExchange.lead().utf8)
+        let client = first.client
+        let send: @Sendable (Int) async throws -> HTTPResponse = { port in
+            try await client.send(HTTPRequest(url: "http://127.0.0.1:\(port)/v1/leads", method: .post, headers: headers,
+                                              body: body, timeoutMs: 10_000)).get()
+        }
+        async let onFirst = send(first.port)
+        try await Task.sleep(for: .milliseconds(100))
+        async let onSecond = send(secondPort)
+        let (a, b) = try await (onFirst, onSecond)
+        #expect(a.status == 200)
+        #expect(b.status == 409)
+        #expect(String(decoding: b.body, as: UTF8.self).contains("request_in_progress"))
+        // Once it ended, a repeat on the other node replays the first answer, byte for byte.
+        let replay = try await send(secondPort)
+        #expect(replay.status == 200)
+        #expect(replay.body == a.body)
+        #expect(first.fleet.stats(for: "slow").posts == 1)
         secondTask.cancel()
         _ = try? await secondTask.value
         await first.shutdown()
