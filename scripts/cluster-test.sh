@@ -8,6 +8,7 @@
 #   --seed S             seed of the load's random choices (default: time-based; printed)
 #   --claim-grace-ms N   the nodes' --claim-grace-ms (default 3000, so the kill -9 phase is quick)
 #   --keep               keep the work directory (journal, config, node logs) and the test's database
+#                        (which outlives the run only on a server of your own: GAVEL_TEST_DATABASE_URL)
 #
 # PostgreSQL: runs under scripts/with-postgres.sh (a throwaway server on a unix socket) unless
 # GAVEL_TEST_DATABASE_URL is set; either way the test makes its own fresh database on that server
@@ -26,10 +27,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if [ -z "${GAVEL_TEST_DATABASE_URL:-}" ]; then
-  exec scripts/with-postgres.sh scripts/cluster-test.sh "$@"
-fi
-
+args=("$@")
 bin=.build/debug seed="" grace=3000 keep=0
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -37,7 +35,7 @@ while [ $# -gt 0 ]; do
     --seed) seed=$2; shift 2 ;;
     --claim-grace-ms) grace=$2; shift 2 ;;
     --keep) keep=1; shift ;;
-    -h | --help) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,26p' scripts/cluster-test.sh | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "cluster-test.sh: unknown argument $1 (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -49,6 +47,10 @@ for tool in gavel gavel-buyers; do
   fi
 done
 command -v python3 >/dev/null || { echo "cluster-test.sh: python3 is required" >&2; exit 2; }
+if [ -z "${GAVEL_TEST_DATABASE_URL:-}" ]; then
+  # A throwaway PostgreSQL server for this run (installed from Debian's packages when missing).
+  exec scripts/with-postgres.sh scripts/cluster-test.sh "${args[@]}"
+fi
 if ! command -v psql >/dev/null; then
   # Debian keeps psql with the server's programs too.
   pg=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)

@@ -632,7 +632,8 @@ def phase_race(seller, db, fleet_url, checks, rng):
     unsold = Counter((r.answer()["status"]) for r in acked)
     reasons = db.run(f"SELECT b.reason, count(*) FROM round_buyers b JOIN rounds r ON r.id = b.round_id "
                      f"WHERE r.campaign_id = '{RACE_CAMPAIGN}' AND r.status = 'unsold' GROUP BY b.reason ORDER BY 2 DESC")
-    print(f"race: leads {dict(unsold)}" + (f"; buyers' reasons in unsold rounds: {dict(reasons)}" if reasons else ""),
+    print(f"race: leads {dict(unsold)}" + (f"; buyers' reasons in unsold rounds: "
+                                           f"{ {reason: int(n) for reason, n in reasons} }" if reasons else ""),
           flush=True)
 
 
@@ -805,7 +806,8 @@ def phase_kill(seller, nodes, db, grace_ms, checks, seed):
         dead_calls = sorted(c for c, n in seller.open_calls.items() if n == "node-2")
     # Posts node 2 had sent (intent committed) without recording their answer: post_unknown to be.
     intents = [row[0] for row in db.run("SELECT round_id FROM post_intents WHERE node_id = 'node-2'")]
-    at_kill = db.run("SELECT kind, count(*) FROM cap_claims WHERE node_id = 'node-2' GROUP BY kind ORDER BY kind")
+    at_kill = {kind: int(n) for kind, n in db.run("SELECT kind, count(*) FROM cap_claims WHERE node_id = 'node-2' "
+                                                   "GROUP BY kind ORDER BY kind")}
     print(f"kill: node-2 killed with -9 after 2.5 s of load: {len(intents)} posts in flight there, "
           f"{len(dead_calls)} live calls routed by it", flush=True)
     # Held pings of the dead node: posted on node 1 at once, as a seller would.
@@ -822,14 +824,20 @@ def phase_kill(seller, nodes, db, grace_ms, checks, seed):
 
     # Every request without a final answer again, on node 1, with its key (the seller's retry).
     # A request still running elsewhere (409 request_in_progress) is tried again for a while.
+    def settled(r, attempt):
+        # An event that died with node 2 may have been overtaken by a later one the load sent to
+        # node 1 (a `completed` after a lost `connected`): 409 call_ended is then the right answer.
+        return is_final(attempt["status"], attempt["body"]) or (
+            r.kind == "event" and attempt["status"] == 409 and error_code(attempt["body"]) == "call_ended")
+
     def retry(r):
         deadline = time.monotonic() + grace_ms / 1000 + 5
         while True:
             attempt = seller.attempt(r, "node-1")
-            if is_final(attempt["status"], attempt["body"]) or time.monotonic() > deadline:
+            if settled(r, attempt) or time.monotonic() > deadline:
                 break
             time.sleep(0.3)
-        if not is_final(attempt["status"], attempt["body"]):
+        if not settled(r, attempt):
             return (f"{r.key} {r.kind} {r.path} (first on {r.node}): {attempt['status']} "
                     f"{attempt['body'] or attempt['error']}")
         if r.kind == "call":
@@ -839,7 +847,8 @@ def phase_kill(seller, nodes, db, grace_ms, checks, seed):
     unanswered = [r for r in list(seller.journal.requests) if r.attempts and r.final() is None]
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
         unresolved = [u for u in pool.map(retry, unanswered) if u]
-    outcomes = Counter(r.final()["status"] if r.final() else "none" for r in unanswered)
+    outcomes = Counter(f"{r.attempts[-1]['status']}" + (f" {error_code(r.attempts[-1]['body'])}"
+                                                         if r.attempts[-1]["status"] != 200 else "") for r in unanswered)
     checks.check("kill: unanswered requests resolved", not unresolved,
                  f"{len(unanswered)} requests without a final answer retried on node-1 with their key: "
                  f"final answers {dict(outcomes)}", unresolved)
@@ -855,7 +864,7 @@ def phase_kill(seller, nodes, db, grace_ms, checks, seed):
     # seconds); the load goes on a second more, so swept claims are spent again.
     deadline = killed_at + grace_ms / 1000 + 12
     while True:
-        left = db.run("SELECT round_id, buyer_id, kind, expires_at_ms FROM cap_claims WHERE node_id = 'node-2'")
+        left = db.run("SELECT round_id, buyer_id, kind, counted, expires_at_ms FROM cap_claims WHERE node_id = 'node-2'")
         pending = db.run("SELECT round_id FROM post_intents WHERE node_id = 'node-2'")
         if (not left and not pending) or time.time() > deadline:
             break
@@ -942,15 +951,16 @@ def phase_kill(seller, nodes, db, grace_ms, checks, seed):
                  f"by node-1", different)
 
     # The dead node's cap claims: gone once the grace has passed (swept or settled by node 1).
-    still = db.run("SELECT round_id, buyer_id, kind, expires_at_ms FROM cap_claims WHERE node_id = 'node-2'")
+    still = db.run("SELECT round_id, buyer_id, kind, counted, expires_at_ms FROM cap_claims WHERE node_id = 'node-2'")
     claimed = db.scalar("SELECT count(*) FROM cap_claims")
     checks.check("kill: dead node's claims swept", not left and not still,
-                 (f"{dict(at_kill) or 'no'} cap claims of node-2 at the kill, "
+                 (f"{at_kill or 'no'} cap claims of node-2 at the kill, "
                   f"none {swept_after:.1f} s after it (grace {grace_ms} ms; its live calls "
                   f"ended on node-1 at {grace_ms / 1000 + 1:.1f} s); "
                   f"{claimed} claims left in all") if not left else
                  f"{len(left)} cap claims of node-2 remain {swept_after:.1f} s after the kill (grace {grace_ms} ms)",
-                 [" ".join(row) for row in (left or still)])
+                 [f"{row[0]} buyer {row[1]} kind {row[2]} counted {row[3]}, expires "
+                  f"{int(row[4]) / 1000 - killed_at:.1f} s after the kill" for row in (left or still)])
 
 
 def verify(seller, nodes, db, checks):
