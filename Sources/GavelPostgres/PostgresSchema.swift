@@ -266,7 +266,8 @@ enum PostgresSchema {
                 v_used BIGINT;
                 v_spend BIGINT;
             BEGIN
-                PERFORM pg_advisory_xact_lock(hashtext('gavel.cap.' || p_buyer_id));
+                -- Advisory locks are the database's: the schema is part of the key.
+                PERFORM pg_advisory_xact_lock(hashtext(current_schema() || '.gavel.cap.' || p_buyer_id));
                 -- A claim already taken for this round and buyer (a retry): granted, once.
                 IF EXISTS (SELECT 1 FROM cap_claims WHERE round_id = p_round_id AND buyer_id = p_buyer_id) THEN
                     RETURN 'granted';
