@@ -40,10 +40,10 @@ final class CommitWaiter: Sendable {
 /// Group commit: `record` queues a write and suspends; a writer task takes everything queued and
 /// writes it in one transaction, one statement per table, then resumes every waiter once COMMIT has
 /// returned (the 200-after-commit rule). A batch that fails is retried one write at a time, so one
-/// bad record does not fail the others (as `RoundStore` does). Two writers: while one commits, the
-/// other gathers and writes the next batch.
+/// bad record does not fail the others (as `RoundStore` does). One writer per store: two would
+/// wait on each other's locks of the same hot cap counters (past `lock_timeout` under load).
 final class GroupCommit: Sendable {
-    static let writers = 2
+    static let writers = 1
     /// At most so many writes per transaction: a batch's locks are held while it is written.
     static let maxBatch = 1_000
 
