@@ -23,3 +23,5 @@ extension PostgresStore: RunningRequests {
         }
     }
 }
+
+extension PostgresStore: StoreInspection {}

@@ -57,6 +57,8 @@ public struct GavelServer: Sendable {
     public let sqlite: RoundStore?
     /// The PostgreSQL store, when that is the backend (it is also the cluster's shared state).
     public let postgres: PostgresStore?
+    /// The store, for operators' and tests' reads the exchange does not make (`counts()`).
+    public let inspection: any StoreInspection
     public let settings: ServerSettings
     let registry: PrometheusCollectorRegistry
     let logger: Logger
@@ -74,12 +76,14 @@ public struct GavelServer: Sendable {
             let postgres = try await PostgresStore.open(
                 PostgresStore.Configuration(url: url, nodeID: configuration.nodeID, schema: settings.databaseSchema), logger: logger)
             store = postgres
+            inspection = postgres
             sqlite = nil
             self.postgres = postgres
             if let key = settings.hashKey { configuration.hashKey = key } else { configuration.hashKey = try await postgres.hashKey() }
         } else {
             let sqlite = try RoundStore(path: settings.databasePath, durability: settings.durability, logger: logger)
             store = sqlite
+            inspection = sqlite
             self.sqlite = sqlite
             postgres = nil
             configuration.hashKey = try settings.hashKey ?? sqlite.hashKey()

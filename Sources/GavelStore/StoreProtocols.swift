@@ -123,3 +123,13 @@ public protocol ExchangeStore: RoundWriter, RoundReader, IdempotentAnswers, Star
     PortalPauseStore, CallRecordings, BooksStore, DashboardReader {}
 
 extension RoundStore: ExchangeStore {}
+
+/// Reads for operators and tests that the exchange never makes: what the database holds.
+public protocol StoreInspection: Sendable {
+    /// Rounds, sales and buyer rows recorded.
+    func counts() async throws(StoreError) -> (rounds: Int, sales: Int, buyerRows: Int)
+    /// Post intents not yet resolved by their round's record.
+    func openPostIntents() async throws(StoreError) -> [PostIntent]
+}
+
+extension RoundStore: StoreInspection {}

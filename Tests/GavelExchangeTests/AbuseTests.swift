@@ -29,7 +29,7 @@ struct AbuseTests {
             }
         }
         #expect(unauthorized == 10_000)
-        let counts = try harness.store.counts()
+        let counts = try await harness.store.counts()
         #expect(counts.rounds == 0 && counts.sales == 0)
         #expect(harness.fleet.stats(for: "buyer").pings == 0)
         #expect(try await harness.exchange.store.answer(scope: "seller-one POST /v1/leads k-0-1", notBeforeMs: 0) == nil)

@@ -68,7 +68,7 @@ struct CallAuctionTests {
         #expect(shortOutcome.status == "not_converted")
         #expect(shortOutcome.payout == .zero)
         #expect(try await harness.round(short.callID).reason(of: "buyer") == "short_call")
-        #expect(try harness.store.counts().sales == 0)
+        #expect(try await harness.store.counts().sales == 0)
 
         let long = try await harness.runCall(TestExchange.call(number: "+14155550002"))
         let longOutcome = try await harness.event(long.callID, .completed, duration: 90)
@@ -78,7 +78,7 @@ struct CallAuctionTests {
         #expect(round.status == "converted")
         #expect(round.reason(of: "buyer") == "sold")
         #expect(round.payout == Money(20))
-        #expect(try harness.store.counts().sales == 1)
+        #expect(try await harness.store.counts().sales == 1)
         // A finished call takes no more events.
         await #expect(throws: Exchange.PostError.self) { try await harness.event(long.callID, .failed) }
         await harness.shutdown()

@@ -23,7 +23,7 @@ struct IdempotencyTests {
         #expect(second.status == 200)
         #expect(second.body == first.body)
         #expect(harness.fleet.stats(for: "only").posts == 1)
-        #expect(try harness.store.counts().sales == 1)
+        #expect(try await harness.store.counts().sales == 1)
 
         // Across a restart too.
         await harness.stopServer()
@@ -88,7 +88,7 @@ struct IdempotencyTests {
         let done = try await harness.rawHTTP(.post, "/v1/calls/\(callID)/events", body: completed, headers: key("e-1"))
         let doneAgain = try await harness.rawHTTP(.post, "/v1/calls/\(callID)/events", body: completed, headers: key("e-1"))
         #expect(done.status == 200 && doneAgain.body == done.body)
-        #expect(try harness.store.counts().sales == 2)
+        #expect(try await harness.store.counts().sales == 2)
         await harness.shutdown()
     }
 
@@ -103,14 +103,7 @@ struct IdempotencyTests {
         let body = TestExchange.lead()
         let request = Task { try await harness.http(.post, "/v1/leads", body: body, headers: key("retry-1")) }
         try await Task.sleep(for: .milliseconds(600))
-        let blocker = Process()
-        blocker.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        blocker.arguments = ["python3", "-c", """
-            import sqlite3, time
-            db = sqlite3.connect("\(harness.databasePath)", isolation_level=None, timeout=5)
-            db.execute("BEGIN EXCLUSIVE"); time.sleep(4); db.execute("ROLLBACK")
-            """]
-        try blocker.run()
+        let blocker = try harness.blockWrites(seconds: 4)
         let failed = try await request.value
         #expect(failed.status == 503)
         #expect(harness.fleet.stats(for: "first").posts == 1)
@@ -122,7 +115,7 @@ struct IdempotencyTests {
         #expect(retried.json["status"] == .string("sold"))
         #expect(harness.fleet.stats(for: "first").posts == 1)
         #expect(harness.fleet.stats(for: "second").posts == 0)
-        #expect(try harness.store.counts().sales == 1)
+        #expect(try await harness.store.counts().sales == 1)
         await harness.shutdown()
     }
 

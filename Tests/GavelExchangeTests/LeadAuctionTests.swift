@@ -190,7 +190,7 @@ struct LeadAuctionTests {
         #expect(harness.fleet.stats(for: "capped").accepted == 50)
         #expect(harness.fleet.stats(for: "budget").accepted == 10)  // 10 x 10.00 = the 100.00 budget
         #expect(results.filter(\.sold).count == 60)
-        let counts = try harness.store.counts()
+        let counts = try await harness.store.counts()
         #expect(counts.rounds == 1000)
         #expect(counts.sales == 60)
         await harness.shutdown()

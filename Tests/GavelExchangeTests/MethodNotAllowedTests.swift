@@ -48,7 +48,7 @@ struct MethodNotAllowedTests {
         #expect(answer.status == 405)
         #expect(answer.allow == "POST")
         #expect(harness.fleet.stats(for: "b").pings == 0)
-        #expect(try harness.store.counts().rounds == 0)
+        #expect(try await harness.store.counts().rounds == 0)
         // The declared method still works, with its own rules (a key is needed).
         #expect(try await send("POST", "/v1/leads", port: harness.port, body: TestExchange.lead(), key: nil).status == 401)
         let sold = try await harness.http(.post, "/v1/leads", body: TestExchange.lead())

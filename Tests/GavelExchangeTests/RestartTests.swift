@@ -34,7 +34,7 @@ struct RestartTests {
         #expect(round.status == "converted")
         #expect(round.events.map(\.type) == ["routed", "connected", "completed"])
         #expect(harness.exchange.ledger.liveCalls(buyerID: "busy") == 0)
-        #expect(try harness.store.counts().sales == 1)
+        #expect(try await harness.store.counts().sales == 1)
 
         // A completed call is not live after another restart, and its slot stays free.
         await harness.stopServer()
@@ -115,7 +115,7 @@ struct LifecycleEdgeTests {
             return succeeded
         }
         #expect(outcomes == 1)
-        #expect(try harness.store.counts().sales == 1)
+        #expect(try await harness.store.counts().sales == 1)
         await harness.shutdown()
     }
 
@@ -132,7 +132,7 @@ struct LifecycleEdgeTests {
         try await harness.openServer()
         #expect(try await harness.round(result.auctionID).status == "sold")
         #expect(try await harness.exchange.store.postUnknownCount() == 0)
-        #expect(try harness.store.openPostIntents().isEmpty)
+        #expect(try await harness.store.openPostIntents().isEmpty)
         await harness.shutdown()
     }
 }

@@ -77,7 +77,7 @@ struct SellerAPITests {
         #expect(try await harness.http(.post, "/v1/leads", body: huge).status == 413)
         #expect(try await harness.http(.get, "/v1/nothing").status == 404)
 
-        let counts = try harness.store.counts()
+        let counts = try await harness.store.counts()
         #expect(counts.rounds == 0)
         #expect(harness.fleet.stats(for: "b").pings == 0)
         await harness.shutdown()
@@ -173,7 +173,7 @@ struct SellerAPITests {
         // Three rounds ran: the buyer limited to a burst of two pings was capped in the third.
         #expect(harness.fleet.stats(for: "limited").pings == 2)
         #expect(harness.fleet.stats(for: "open").pings == 3)
-        #expect(try harness.store.counts().rounds == 3)
+        #expect(try await harness.store.counts().rounds == 3)
         await harness.shutdown()
     }
 

@@ -85,7 +85,13 @@ extension Exchange {
         do throws(ExchangeError) {
             try await commit(record, waitMs: context.storeWaitMs)
         } catch {
-            if let slot = session.slot { await endCallSlot(slot, how: .failed, callID: context.auctionID) }
+            if error.mayStillCommit, session.lifecycle.isLive {
+                // Late, not refused: the call may be routed after all (a retry with its key learns
+                // so). It keeps its slot, and stays live for its events or the safety sweep.
+                if cluster == nil { await calls.add(session, id: context.auctionID) }
+            } else if let slot = session.slot {
+                await endCallSlot(slot, how: .failed, callID: context.auctionID)
+            }
             throw error
         }
         // On a cluster the database holds the live call (its record's live state), for events on any node.
@@ -209,7 +215,10 @@ extension Exchange {
     }
 
     /// Live calls now, for metrics and tests.
-    public func liveCallCount() async -> Int { await calls.liveCount }
+    /// On a cluster: every node's, as this node last learned them (claims in the shared database).
+    public func liveCallCount() async -> Int {
+        cluster == nil ? await calls.liveCount : ledger.totalLiveCalls
+    }
 
     // MARK: Steps
 

@@ -35,7 +35,9 @@ extension Exchange {
                              expiresAtMs: nowMs + Int64(max(0, remainingMs)) + configuration.claimGraceMs)
         do {
             switch try await cluster.claim(claim, atMs: nowMs, waitingAtMost: .milliseconds(max(1, remainingMs))) {
-            case .granted: return .success(reservation)
+            case .granted:
+                ledger.take(reservation)
+                return .success(reservation)
             case .capped: return .failure(.capped)
             case .duplicate: return .failure(.duplicate)
             }
@@ -49,7 +51,8 @@ extension Exchange {
 
     /// Gives back a slot whose post did not sell (or was never sent).
     func releaseSlot(_ reservation: BuyerLedger.Reservation, roundID: String) async {
-        guard let cluster else { return ledger.release(reservation) }
+        ledger.release(reservation)
+        guard let cluster else { return }
         do {
             try await cluster.release(roundID: roundID, buyerID: reservation.buyerID)
         } catch {
@@ -79,6 +82,7 @@ extension Exchange {
             case .granted:
                 let countsConversions = buyer.caps.countConversions
                 let slot = BuyerLedger.CallSlot(reservation: reservation, countsConversions: countsConversions)
+                ledger.takeCall(slot, callerHash: buyer.duplicateWindowDays > 0 ? context.contactHash : nil, at: now)
                 return .success((slot, countsConversions ? [] : reservation.increments))
             case .capped: return .failure(.capped)
             case .duplicate: return .failure(.duplicate)
@@ -93,7 +97,8 @@ extension Exchange {
 
     /// Frees a live call's slot once the record that ends it (or that gives it up) is committed.
     func endCallSlot(_ slot: BuyerLedger.CallSlot, how end: BuyerLedger.CallEnd, callID: String) async {
-        guard let cluster else { return ledger.endCall(slot, how: end) }
+        ledger.endCall(slot, how: end)
+        guard let cluster else { return }
         do {
             try await cluster.release(roundID: callID, buyerID: slot.reservation.buyerID)
         } catch {

@@ -50,6 +50,15 @@ extension BuyerLedger {
         }
     }
 
+    /// Cluster: a live-call slot the shared database granted, kept in this node's counters too.
+    func takeCall(_ slot: CallSlot, callerHash: String?, at date: Date) {
+        withState { state in
+            state.adjustLiveCalls(buyerID: slot.reservation.buyerID, by: 1)
+            if !slot.countsConversions { _ = state.addCounts(slot.reservation, sign: 1) }
+            if let callerHash { state.rememberSale(contactHash: callerHash, buyerID: slot.reservation.buyerID, at: date) }
+        }
+    }
+
     /// A call that was live before a restart holds its slot again (its counters are in the store).
     public func restoreLiveCall(_ slot: CallSlot, callerHash: String?, at date: Date) {
         withState { state in

@@ -86,6 +86,12 @@ public final class BuyerLedger: Sendable {
         state.withLock { $0.sweep(at: date, longestDuplicateWindowDays: longestDuplicateWindowDays) }
     }
 
+    /// Cluster: a slot the shared database granted, kept in this node's counters too, so its own
+    /// eligibility sees it before the next refresh.
+    func take(_ reservation: Reservation) {
+        state.withLock { _ = $0.addCounts(reservation, sign: 1) }
+    }
+
     /// Cluster: every node's usage (committed counts and claims in flight) replaces this node's
     /// counters and live calls, which then serve only as the eligibility filter.
     public func replaceUsage(counters: [CapIncrement], liveCalls: [String: Int]) {
@@ -99,6 +105,9 @@ public final class BuyerLedger: Sendable {
     public func usage(buyerID: String, window: String) -> (count: Int, spend: Money) {
         state.withLock { $0.usage(buyerID: buyerID, window: window) }
     }
+
+    /// Live calls of every buyer.
+    public var totalLiveCalls: Int { state.withLock { $0.live.values.reduce(0, +) } }
 
     /// Live calls a buyer holds now.
     public func liveCalls(buyerID: String) -> Int { state.withLock { $0.live[buyerID] ?? 0 } }

@@ -17,6 +17,9 @@ public struct ExchangeError: Error, Sendable, CustomStringConvertible {
     public static func overloaded(_ detail: String) -> Self { .init(.overloaded, detail) }
     public static func shuttingDown() -> Self { .init(.shuttingDown, "the exchange is shutting down") }
 
+    /// The commit was late, not refused: the round may still be recorded.
+    public var mayStillCommit: Bool { code == .storageTimeout }
+
     /// A bounded label, safe for metrics; also the `error.code` of the 503.
     public var shortDescription: String {
         switch code {

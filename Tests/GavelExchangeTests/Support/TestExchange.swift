@@ -39,11 +39,8 @@ final class TestExchange: @unchecked Sendable {
     let fleet: BuyerFleet
     var server: GavelServer!
     var exchange: Exchange { server.exchange }
-    /// The SQLite store itself, for reads the exchange does not make (`counts()`, `openPostIntents()`).
-    /// A test that reads it is a SQLite test: on the PostgreSQL run it fails here, saying so.
-    var store: RoundStore {
-        get throws { try #require(server.sqlite, "this test reads the SQLite file directly") }
-    }
+    /// The store, for reads the exchange does not make (`counts()`, `openPostIntents()`), on either backend.
+    var store: any StoreInspection { server.inspection }
 
     /// `GAVEL_TEST_STORE=postgres` (with `GAVEL_TEST_DATABASE_URL`, see scripts/with-postgres.sh)
     /// runs every exchange of the suite on PostgreSQL, each test in a schema of its own.
@@ -143,6 +140,28 @@ final class TestExchange: @unchecked Sendable {
         settings.resolver = resolver
         configureSettings?(&settings)
         server = try await GavelServer(settings: settings)
+    }
+
+    /// Another process holds the database's write lock for `seconds` (SQLite: an exclusive
+    /// transaction; PostgreSQL: an exclusive lock on `rounds`, which the writer waits for past its
+    /// lock_timeout): the exchange's commits fail meanwhile.
+    func blockWrites(seconds: Int) throws -> Process {
+        let blocker = Process()
+        blocker.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        if let databaseURL, let components = URLComponents(string: databaseURL) {
+            let socketDirectory = components.queryItems?.first { $0.name == "host" }?.value ?? components.host ?? "localhost"
+            blocker.arguments = ["psql", "-q", "-h", socketDirectory, "-U", components.user ?? "postgres", "-d",
+                                 String(components.path.dropFirst()), "-c",
+                                 "BEGIN; LOCK TABLE \(schema).rounds IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(\(seconds)); ROLLBACK;"]
+        } else {
+            blocker.arguments = ["python3", "-c", """
+                import sqlite3, time
+                db = sqlite3.connect("\(databasePath)", isolation_level=None, timeout=5)
+                db.execute("BEGIN EXCLUSIVE"); time.sleep(\(seconds)); db.execute("ROLLBACK")
+                """]
+        }
+        try blocker.run()
+        return blocker
     }
 
     /// Another node on the same PostgreSQL database and config (a cluster of two); the caller
