@@ -582,11 +582,16 @@ struct BatchWriter {
         }
 
         // Claims (ClusterProtocols): a written round's post claims end (its counters now hold
-        // them); its call claims are counted and stay as the call's slot until released.
+        // them); its call claims are counted and stay as the call's slot until released. A call
+        // claim is taken to lapse soon after its round (its node may die before routing commits);
+        // once the call is recorded live, it lasts as long as the call's live state.
         try await connection.run(PostgresQuery(unsafeSQL: "DELETE FROM cap_claims WHERE round_id = ANY($1::text[]) AND kind = 'post'",
                                                binds: binds(ids)), logger: logger)
         try await connection.run(PostgresQuery(unsafeSQL: """
-            UPDATE cap_claims SET counted = true WHERE round_id = ANY($1::text[]) AND kind = 'call' AND NOT counted
+            UPDATE cap_claims c SET counted = true,
+              expires_at_ms = GREATEST(c.expires_at_ms,
+                                       COALESCE((SELECT l.expires_at_ms FROM live_state l WHERE l.round_id = c.round_id), c.expires_at_ms))
+            WHERE c.round_id = ANY($1::text[]) AND c.kind = 'call'
             """, binds: binds(ids)), logger: logger)
     }
 }

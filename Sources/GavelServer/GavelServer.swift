@@ -26,6 +26,8 @@ public struct ServerSettings: Sendable {
     /// This node's name on a cluster (post intents, claims, logs); nil: host name and port. Keep it
     /// stable across restarts: a restarted node settles its own posts left in flight at once.
     public var nodeID: String?
+    /// PostgreSQL: the least time kept back from each round's budget for its commit.
+    public static let postgresRecordReserveMs = 40
     public var host: String = "127.0.0.1"
     public var port: Int = 8080
     public var durability: RoundStore.Durability = .normal
@@ -73,6 +75,9 @@ public struct GavelServer: Sendable {
         var configuration = settings.exchange
         configuration.nodeID = settings.nodeID ?? GavelServer.defaultNodeID(port: settings.port)
         if let url = settings.databaseURL {
+            // A commit to a database over a socket takes longer than to a local file: keep more of
+            // each round's budget back for it, so a slow post still leaves time to record the round.
+            configuration.recordReserveMs = max(configuration.recordReserveMs, ServerSettings.postgresRecordReserveMs)
             let postgres = try await PostgresStore.open(
                 PostgresStore.Configuration(url: url, nodeID: configuration.nodeID, schema: settings.databaseSchema), logger: logger)
             store = postgres
@@ -144,7 +149,7 @@ public struct GavelServer: Sendable {
     public func run(
         signals: [UnixSignal] = [.sigterm, .sigint], onListening: @escaping @Sendable (Int) async -> Void
     ) async throws {
-        let resources = ResourceService(exchange: exchange, logger: logger)
+        let resources = ResourceService(exchange: exchange, postgres: postgres, logger: logger)
         let reload = ConfigReloadService(exchange: exchange, directory: settings.configDirectory, logger: logger)
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
             .init(service: resources), .init(service: HousekeepingService(exchange: exchange)),
@@ -168,6 +173,8 @@ public struct GavelServer: Sendable {
 /// Owns the engine and the store: closes them last, after the HTTP server has drained.
 struct ResourceService: Service {
     let exchange: Exchange
+    /// PostgreSQL: waited for after the engine stops, so the last queued writes commit before exit.
+    let postgres: PostgresStore?
     let logger: Logger
 
     func run() async throws {
@@ -182,6 +189,7 @@ struct ResourceService: Service {
                 continuation.resume()
             }
         }
+        await postgres?.closed()
         logger.info("gavel stopped: rounds committed, store closed")
     }
 }

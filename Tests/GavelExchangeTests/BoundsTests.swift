@@ -16,7 +16,9 @@ struct BoundsTests {
         try await harness.openServer()
     }
 
-    @Test func fullHeldBidsRefuseNewPingsAndKeepTheHeldOnes() async throws {
+    // A single node's memory bounds: on PostgreSQL held pings and live calls live in the database.
+    @Test(.enabled(if: TestExchange.postgresURL == nil, "in-memory bound of a SQLite node"))
+    func fullHeldBidsRefuseNewPingsAndKeepTheHeldOnes() async throws {
         let harness = try await TestExchange(buyers: [bidder("buyer", bid: "10.00")])
         try await reopened(harness) { $0.exchange.heldPingCapacity = 2 }
         let ping = #"{"campaign": "autos", "lead": {"zip": "94107", "state": "CA"}}"#
@@ -37,7 +39,8 @@ struct BoundsTests {
         await harness.shutdown()
     }
 
-    @Test func fullLiveCallsRefuseNewCallsOverHTTP() async throws {
+    @Test(.enabled(if: TestExchange.postgresURL == nil, "in-memory bound of a SQLite node"))
+    func fullLiveCallsRefuseNewCallsOverHTTP() async throws {
         let harness = try await TestExchange(buyers: [callBidder("buyer", bid: "30.00", destination: "+18005550101")])
         try await reopened(harness) { $0.exchange.liveCallCapacity = 1 }
         try await harness.startHTTP()
@@ -105,23 +108,14 @@ struct BudgetTests {
     @Test func aLockedDatabaseGivesACleanServiceUnavailableWithinTheBudget() async throws {
         let harness = try await TestExchange(buyers: [bidder("buyer", bid: "10.00", latencyMs: 1)])
         try await harness.startHTTP()
-        let blocker = Process()
-        blocker.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        blocker.arguments = ["python3", "-c", """
-            import sqlite3, sys, time
-            db = sqlite3.connect("\(harness.databasePath)", isolation_level=None, timeout=5)
-            db.execute("BEGIN EXCLUSIVE"); print("locked", flush=True); time.sleep(3); db.execute("ROLLBACK")
-            """]
-        let pipe = Pipe()
-        blocker.standardOutput = pipe
-        try blocker.run()
-        _ = pipe.fileHandleForReading.availableData  // "locked"
+        let blocker = try harness.blockWrites(seconds: 3)
+        try await Task.sleep(for: .milliseconds(500))  // the lock is taken
         let started = ContinuousClock.now
         let answer = try await harness.http(.post, "/v1/leads", body: TestExchange.lead(campaign: "tiny"))
         let waited = ContinuousClock.now - started
         #expect(answer.status == 503)
         #expect(answer.json["error"]?["code"] == .string("storage_timeout"))
-        // tiny's budget is 300 ms; the answer must not wait for the database's 1 s busy timeout.
+        // tiny's budget is 300 ms; the answer must not wait for the database's 1 s busy (or lock) timeout.
         #expect(waited < .milliseconds(300 + 600))
         #expect(harness.fleet.stats(for: "buyer").posts == 0)  // no post without its intent on disk
         blocker.waitUntilExit()

@@ -75,8 +75,11 @@ extension Exchange {
         }
         let windows = CapWindows(date: now, timeZone: buyer.capTimeZone)
         let reservation = BuyerLedger.Reservation(buyerID: buyer.id, price: price, windows: windows, contactHash: context.contactHash)
+        // Until the routing is recorded the claim lapses soon after the round (its node may die
+        // first); the record that makes the call live extends it to the call's live state.
+        let pendingMs = max(Int64(RoundContext.milliseconds(until: context.deadline)), Int64(Exchange.eventStoreWaitMs))
         let claim = capClaim(buyer: buyer, reservation: reservation, roundID: context.auctionID, isCall: true,
-                             expiresAtMs: releaseAtMs + configuration.claimGraceMs)
+                             expiresAtMs: min(releaseAtMs, nowMs + pendingMs) + configuration.claimGraceMs)
         do {
             switch try await cluster.claim(claim, atMs: nowMs, waitingAtMost: .milliseconds(Int64(Exchange.eventStoreWaitMs))) {
             case .granted:
