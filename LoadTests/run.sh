@@ -540,8 +540,17 @@ width = [24, 9, 11, 8, 8, 8, 8, 9, 7, 7, 10, 14, 7, 11, 8, 8]
 def line(cells):
     return " ".join(str(c).rjust(w) for c, w in zip(cells, width))
 
-out = ["S6 storage backends: S0's 10 buyers (10 ms each); latency in ms from each request's intended start, "
-       "minus the buyers' 10 ms (the exchange's added latency)", line(head)]
+out = []
+# The machine as the first gavel-load of S6 saw it (the load average at its start).
+runs = sorted((r for r in (load(n[:-5]) for n in os.listdir(d) if n.endswith(".json")) if r), key=lambda r: r.get("startedAt", ""))
+for machine in [r["machine"] for r in runs[:1] if r.get("machine")]:
+    if machine:
+        out.append(f"machine: {machine['cpuModel']}, {machine['cores']} cores, {machine['memoryGiB']:.1f} GiB, Linux {machine['kernel']};"
+                   " generator, buyers, exchange nodes and PostgreSQL share it"
+                   + (f"; load average {machine['loadAverage']:.2f} at the start" if machine.get("loadAverage") is not None else ""))
+        break
+out += ["S6 storage backends: S0's 10 buyers (10 ms each); latency in ms from each request's intended start, "
+        "minus the buyers' 10 ms (the exchange's added latency)", line(head)]
 failed = []
 for rate in rates:
     groups = [("sqlite", ["sqlite-" + rate]), ("postgres", ["postgres-" + rate]),
