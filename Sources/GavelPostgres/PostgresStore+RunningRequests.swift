@@ -25,3 +25,30 @@ extension PostgresStore: RunningRequests {
 }
 
 extension PostgresStore: StoreInspection {}
+
+// MARK: SharedTracking
+
+extension PostgresStore: SharedTracking {
+    /// One conditional upsert: taken only from a reservation that has expired.
+    public func reserveNumber(_ session: StoredDNISession, nowMs: Int64) async throws(StoreError) -> Bool {
+        try await write("reserve tracking number") { connection in
+            try await !connection.rows("""
+                INSERT INTO dni_sessions (number, session_id, campaign_id, visit_json, expires_at_ms)
+                VALUES (\(session.number), \(session.sessionID), \(session.campaignID), \(session.visitJSON), \(session.expiresAtMs))
+                ON CONFLICT (number) DO UPDATE SET session_id = EXCLUDED.session_id, campaign_id = EXCLUDED.campaign_id,
+                  visit_json = EXCLUDED.visit_json, expires_at_ms = EXCLUDED.expires_at_ms
+                WHERE dni_sessions.expires_at_ms <= \(nowMs)
+                RETURNING number
+                """).isEmpty
+        }
+    }
+
+    public func trackingSession(number: String, nowMs: Int64) async throws(StoreError) -> StoredDNISession? {
+        try await read("tracking session") { connection in
+            try await connection.rows("SELECT * FROM dni_sessions WHERE number = \(number) AND expires_at_ms > \(nowMs)").first.map { row in
+                StoredDNISession(number: try row.get("number"), sessionID: try row.get("session_id"), campaignID: try row.get("campaign_id"),
+                                 visitJSON: try row.get("visit_json"), expiresAtMs: try row.get("expires_at_ms"))
+            }
+        }
+    }
+}

@@ -163,5 +163,14 @@ public protocol RunningRequests: Sendable {
     func endRequest(scope: String, nodeID: String) async throws(StoreError)
 }
 
+/// Tracking numbers (dynamic number insertion) reserved on any node: a number is given to one
+/// visitor at a time across the cluster, and a call to it is attributed on whichever node it reaches.
+public protocol SharedTracking: Sendable {
+    /// Reserves `session.number` for the session when no unexpired reservation holds it; false otherwise.
+    func reserveNumber(_ session: StoredDNISession, nowMs: Int64) async throws(StoreError) -> Bool
+    /// The session holding `number` at `nowMs`, if any.
+    func trackingSession(number: String, nowMs: Int64) async throws(StoreError) -> StoredDNISession?
+}
+
 /// Everything several nodes share. `PostgresStore` is one; a single SQLite node has none.
-public protocol ClusterState: SharedCaps, SharedLiveState, ClusterNodes, ClusterSignals, RunningRequests {}
+public protocol ClusterState: SharedCaps, SharedLiveState, ClusterNodes, ClusterSignals, RunningRequests, SharedTracking {}

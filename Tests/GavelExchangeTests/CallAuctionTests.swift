@@ -148,14 +148,14 @@ struct CallAuctionTests {
     @Test func aCallToASessionsTrackingNumberIsAttributed() async throws {
         let harness = try await TestExchange(buyers: [callBidder("buyer", bid: "30.00", destination: "+18005550101")])
         let campaign = try #require(harness.exchange.config.campaigns["calls"])
-        let session = await harness.exchange.tracking.assign(
+        let session = await harness.exchange.assignTrackingNumber(
             campaign: campaign, tracking: try #require(campaign.tracking),
-            visit: .init(source: "google", medium: "cpc", keyword: "water heater repair", gclid: "abc"), at: Date())
+            visit: .init(source: "google", medium: "cpc", keyword: "water heater repair", gclid: "abc"))
         #expect(session.number == "+18005550201")
         #expect(session.exclusive)
         // A second visitor gets the next number of the pool; a third the source's fallback.
-        let second = await harness.exchange.tracking.assign(campaign: campaign, tracking: campaign.tracking!, visit: .init(source: "google"), at: Date())
-        let third = await harness.exchange.tracking.assign(campaign: campaign, tracking: campaign.tracking!, visit: .init(source: "google"), at: Date())
+        let second = await harness.exchange.assignTrackingNumber(campaign: campaign, tracking: campaign.tracking!, visit: .init(source: "google"))
+        let third = await harness.exchange.assignTrackingNumber(campaign: campaign, tracking: campaign.tracking!, visit: .init(source: "google"))
         #expect(second.number == "+18005550202")
         #expect(third.number == "+18005550299")
         #expect(!third.exclusive)

@@ -159,4 +159,28 @@ struct ClusterTests {
         _ = try? await secondTask.value
         await first.shutdown()
     }
+
+    @Test func aTrackingNumberIsHeldByOneVisitorAcrossNodesAndAttributedOnEither() async throws {
+        let (first, second) = try await cluster([callBidder("buyer", bid: "30.00", destination: "+18005550101")])
+        let campaign = try #require(first.exchange.config.campaigns["calls"])
+        let tracking = try #require(campaign.tracking)
+        let onFirst = await first.exchange.assignTrackingNumber(campaign: campaign, tracking: tracking,
+                                                                visit: .init(source: "google", keyword: "boiler repair"))
+        let onSecond = await second.exchange.assignTrackingNumber(campaign: campaign, tracking: tracking, visit: .init(source: "google"))
+        let third = await first.exchange.assignTrackingNumber(campaign: campaign, tracking: tracking, visit: .init(source: "google"))
+        #expect(onFirst.number == "+18005550201")
+        #expect(onSecond.number == "+18005550202")  // not the first visitor's number, though another node gave it
+        #expect(third.number == "+18005550299")     // the pool is used up: the fallback
+        #expect(!third.exclusive)
+        // A call to the first visitor's number reaches the second node: attributed to that visit.
+        let body = #"{"caller": {"number": "+14155550199", "state": "CA"}, "dialed": "+18005550201"}"#
+        let submission = try CallSubmission.parse(Array(body.utf8), seller: seller(second), config: second.exchange.config)
+        let routing = try await second.exchange.runCall(submission, seller: seller(second), arrival: .now)
+        let attribution = try JSONValue.parse(try #require(try await first.round(routing.callID).attributionJSON))
+        #expect(attribution["match"] == "session")
+        #expect(attribution["keyword"] == "boiler repair")
+        #expect(attribution["session_id"]?.stringValue == onFirst.id)
+        second.exchange.shutdown()
+        await first.shutdown()
+    }
 }

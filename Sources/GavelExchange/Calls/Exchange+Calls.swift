@@ -48,7 +48,8 @@ extension Exchange {
         var attribution: TrackingDesk.Attribution?
         if let dialed = submission.dialed {
             // A tracking number of another campaign says nothing about this call's marketing.
-            attribution = await tracking.attribute(dialed: dialed, config: config, at: now)
+            attribution = if let cluster { await attributeShared(cluster, dialed: dialed, at: now) }
+                else { await tracking.attribute(dialed: dialed, config: config, at: now) }
             if attribution?.campaignID != submission.campaign.id { attribution = nil }
         }
         let context = RoundContext(

@@ -122,6 +122,7 @@ extension Exchange {
     public func assignTrackingNumber(campaign: Campaign, tracking numbers: TrackingNumbers, visit: TrackingDesk.Visit,
                                      at date: Date? = nil) async -> TrackingDesk.Session {
         let now = date ?? self.now
+        if let cluster { return await assignSharedNumber(cluster, campaign: campaign, tracking: numbers, visit: visit, at: now) }
         let session = await tracking.assign(campaign: campaign, tracking: numbers, visit: visit, at: now)
         guard session.exclusive, let visitJSON = try? JSONEncoder().encode(visit) else { return session }
         do {

@@ -277,6 +277,50 @@ extension Exchange {
         }
     }
 
+    // MARK: Tracking numbers on any node
+
+    /// Cluster: the first number of the visitor's pool that no unexpired reservation holds on any
+    /// node, taken by one conditional upsert; else the pool's fallback (shared, not exclusive).
+    func assignSharedNumber(_ cluster: any ClusterState, campaign: Campaign, tracking: TrackingNumbers, visit: TrackingDesk.Visit,
+                            at now: Date) async -> TrackingDesk.Session {
+        let source = tracking.pools[visit.source] != nil || tracking.fallbacks[visit.source] != nil ? visit.source : "default"
+        let expiresAt = now.addingTimeInterval(Double(tracking.reservationS))
+        let nowMs = Int64(now.timeIntervalSince1970 * 1000)
+        let id = AuctionID.make(prefix: "dni_", nowMs: nowMs)
+        if let visitJSON = try? JSONEncoder().encode(visit) {
+            for number in tracking.pools[source] ?? [] {
+                let stored = StoredDNISession(number: number, sessionID: id, campaignID: campaign.id,
+                                              visitJSON: String(decoding: visitJSON, as: UTF8.self),
+                                              expiresAtMs: Int64(expiresAt.timeIntervalSince1970 * 1000))
+                do {
+                    if try await cluster.reserveNumber(stored, nowMs: nowMs) {
+                        return TrackingDesk.Session(id: id, campaignID: campaign.id, visit: visit, number: number, exclusive: true,
+                                                    expiresAt: expiresAt)
+                    }
+                } catch {
+                    // The database is away: the visitor gets the fallback, attributed by source only.
+                    logger.warning("tracking number not reserved", metadata: ["error": "\(error)"])
+                    break
+                }
+            }
+        }
+        let fallback = tracking.fallbacks[source] ?? tracking.fallbacks["default"] ?? ""
+        return TrackingDesk.Session(id: id, campaignID: campaign.id, visit: visit, number: fallback, exclusive: false, expiresAt: expiresAt)
+    }
+
+    /// Cluster: who holds the dialed number now, on any node; else its campaign and source by config.
+    func attributeShared(_ cluster: any ClusterState, dialed: String, at now: Date) async -> TrackingDesk.Attribution? {
+        let nowMs = Int64(now.timeIntervalSince1970 * 1000)
+        if let stored = try? await cluster.trackingSession(number: dialed, nowMs: nowMs),
+           let visit = try? JSONDecoder().decode(TrackingDesk.Visit.self, from: Data(stored.visitJSON.utf8)) {
+            return TrackingDesk.Attribution(
+                match: "session", campaignID: stored.campaignID, source: visit.source, sessionID: stored.sessionID,
+                medium: visit.medium, keyword: visit.keyword, gclid: visit.gclid, landingURL: visit.landingURL, number: dialed)
+        }
+        // No session holds it: attributed by the number's pool, as on a single node.
+        return await tracking.attribute(dialed: dialed, config: config, at: now)
+    }
+
     // MARK: Housekeeping
 
     /// One beat of a cluster node: says it is up, learns how many nodes are, refreshes its
