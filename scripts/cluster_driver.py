@@ -20,6 +20,9 @@ The phases, in order (each node is a real process; the load alternates between t
      moving to node 1 as a load balancer would; then the dead node's held pings are posted and its
      live calls ended on node 1, every unanswered request is retried there with its key, and its
      cap claims must be gone once --claim-grace-ms has passed.
+  5. database outage (under scripts/with-postgres.sh): the server is stopped under the live node;
+     leads get clean 503s within their budget and no post reaches a buyer; the server is started
+     again and the node sells again by itself.
   At the end: every round either node acknowledged with a 200 is read back from node 1 with the
   same outcome, nothing is sold twice, caps and live calls were never exceeded.
 
@@ -691,6 +694,47 @@ def phase_double_post(seller, db, fleet_url, checks, count=8):
                  bad)
 
 
+def phase_outage(seller, fleet_url, checks):
+    """Phase 5: the database goes away under a live node (fail closed), then comes back (recovery)."""
+    stop, start = os.environ.get("GAVEL_TEST_PG_STOP"), os.environ.get("GAVEL_TEST_PG_START")
+    if not stop or not start:
+        print("outage: skipped (GAVEL_TEST_PG_STOP/START unset: not run under scripts/with-postgres.sh)", flush=True)
+        return
+    seller.phase = "outage"
+    node = next(n for n in NODES if n not in seller.dead)
+    before = fleet_stats(fleet_url)
+    subprocess.run(stop, shell=True, check=True, stdout=subprocess.DEVNULL)
+    try:
+        answers = []
+        for _ in range(6):
+            t0 = time.monotonic()
+            _, attempt = seller.lead(node, RACE_CAMPAIGN)
+            answers.append((attempt["status"], error_code(attempt["body"]) if attempt["body"] else attempt["error"],
+                            time.monotonic() - t0))
+        after = fleet_stats(fleet_url)
+    finally:
+        subprocess.run(start, shell=True, check=True, stdout=subprocess.DEVNULL)
+    posts = sum(after[b]["posts"] - before[b]["posts"] for b in after)
+    clean = all(status == 503 and code in ("storage", "storage_timeout") for status, code, _ in answers)
+    slowest = max(seconds for _, _, seconds in answers)
+    checks.check("outage: clean 503s", clean and slowest < 5,
+                 f"database stopped: {len(answers)} leads answered {sorted(set((s, c) for s, c, _ in answers), key=str)}, "
+                 f"slowest {slowest:.2f} s", [f"{s} {c} in {t:.2f} s" for s, c, t in answers if s != 503])
+    checks.check("outage: no sale without a record", posts == 0, f"{posts} posts reached buyers while the database was down")
+    # Back: the node reconnects by itself and sells again.
+    recovered_after = None
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 20:
+        _, attempt = seller.lead(node, RACE_CAMPAIGN)
+        if attempt["status"] == 200:
+            recovered_after = time.monotonic() - t0
+            break
+        time.sleep(0.25)
+    checks.check("outage: recovers", recovered_after is not None,
+                 f"database started again; first 200 after {recovered_after:.2f} s" if recovered_after is not None
+                 else "no 200 within 20 s of the database's return")
+
+
 def auction(node, round_id):
     status, text, error = http_call(node.port, "GET", f"/v1/auctions/{round_id}")
     if status != 200:
@@ -1112,6 +1156,7 @@ def run(args):
         phase_double_post(seller, db, args.fleet_url, checks)
         phase_reload(seller, nodes, args.config, checks)
         phase_kill(seller, nodes, db, args.claim_grace_ms, checks, args.seed)
+        phase_outage(seller, args.fleet_url, checks)
         acknowledged = verify(seller, nodes, db, checks)
         for name in NODES:
             if nodes[name].alive() or name == "node-1":

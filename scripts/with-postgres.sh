@@ -78,6 +78,9 @@ as_owner "$PGBIN/pg_ctl" -D "$DATA" -l "$LOG" -w -t 60 \
 as_owner "$PGBIN/createdb" -h "$DIR" -p "$PORT" -U postgres gavel
 
 export GAVEL_TEST_DATABASE_URL="postgres://postgres@/gavel?host=$DIR"
+# For outage drills (scripts/cluster-test.sh): how to stop and start this server again.
+export GAVEL_TEST_PG_STOP="$( [[ $(id -u) -eq 0 ]] && echo "runuser -u postgres -- " )$PGBIN/pg_ctl -D $DATA -m fast -w stop"
+export GAVEL_TEST_PG_START="$( [[ $(id -u) -eq 0 ]] && echo "runuser -u postgres -- " )$PGBIN/pg_ctl -D $DATA -l $LOG -w -t 60 -o \"-k $DIR -c listen_addresses='' -p $PORT -c fsync=on -c max_connections=200\" start"
 echo "with-postgres: PostgreSQL on unix socket $DIR/.s.PGSQL.$PORT (log $LOG)" >&2
 echo "with-postgres: GAVEL_TEST_DATABASE_URL=$GAVEL_TEST_DATABASE_URL   psql: $PGBIN/psql -h $DIR -U postgres gavel" >&2
 

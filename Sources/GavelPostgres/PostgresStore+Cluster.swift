@@ -10,12 +10,12 @@ extension PostgresStore: SharedCaps {
     /// checks the duplicate window and live calls, and inserts the claim.
     public func claim(_ claim: CapClaim, atMs: Int64, waitingAtMost timeout: Duration?) async throws(StoreError) -> CapClaim.Verdict {
         let logger = logger
-        let verdict = try await transaction("cap claim", timeout: timeout, failure: { .write($0) }) { connection -> String in
-            // The claim need not wait for its own fsync: the post intent that always follows a
-            // granted claim is a synchronous commit, and flushing it flushes the WAL up to this
-            // claim too. A crash before then loses only a claim nothing was posted on.
-            try await connection.run("SET LOCAL synchronous_commit = off", logger: logger)
-            return try await connection.rows("""
+        // One autocommit statement: the buyer's lock is held for one round trip. The function
+        // commits without waiting for its fsync (migration v5): the post intent that always follows
+        // a granted claim is a synchronous commit, and flushing it flushes the WAL up to this claim
+        // too. A crash before then loses only a claim nothing was posted on.
+        let verdict = try await withConnection("cap claim", timeout: timeout, failure: { .write($0) }) { connection -> String in
+            try await connection.rows("""
                 SELECT gavel_claim(\(claim.roundID), \(claim.buyerID), \(claim.isCall ? "call" : "post"), \(claim.hourKey), \(claim.dayKey),
                                    \(claim.monthKey), \(claim.price.units), \(claim.hourly.map(Int64.init)), \(claim.daily.map(Int64.init)),
                                    \(claim.monthly.map(Int64.init)), \(claim.dailyBudget?.units), \(claim.contactHash),

@@ -270,9 +270,11 @@ extension PostgresStore {
         let logger = logger
         let batch = segments
         try await transaction("round batch", timeout: deadline) { connection in
+            var increments: [CapIncrement] = []
             for segment in batch {
-                try await BatchWriter(writes: segment, nodeID: nodeID).write(on: connection, logger: logger)
+                increments += try await BatchWriter(writes: segment, nodeID: nodeID).write(on: connection, logger: logger)
             }
+            try await CapIncrementText.add(increments, on: connection, logger: logger)
         }
     }
 }
@@ -297,7 +299,8 @@ struct BatchWriter {
         }
     }
 
-    func write(on connection: PostgresConnection, logger: Logger) async throws {
+    /// Writes the segment; returns the cap increments of the rounds written, for the caller to add last.
+    func write(on connection: PostgresConnection, logger: Logger) async throws -> [CapIncrement] {
         if !intents.isEmpty { try await writeIntents(on: connection, logger: logger) }
         var rounds = rounds
         // A second attempt at a commit is a no-op if the first landed.
@@ -314,6 +317,7 @@ struct BatchWriter {
         }
         if !rounds.isEmpty { try await writeRounds(rounds, on: connection, logger: logger) }
         if !answers.isEmpty { try await writeAnswers(on: connection, logger: logger) }
+        return rounds.flatMap(\.capIncrements)
     }
 
     private func writeIntents(on connection: PostgresConnection, logger: Logger) async throws {
@@ -531,8 +535,9 @@ struct BatchWriter {
                 """), logger: logger)
         }
 
-        // Cap counters: one row per (buyer, window) per statement, summed here first.
-        try await CapIncrementText.add(rounds.flatMap(\.capIncrements), on: connection, logger: logger)
+        // Cap counters are added by the batch's last statement (`commit`): their rows are the
+        // hottest in the database (every node's sales to one buyer), so they are locked only
+        // for that statement and the COMMIT, not for the whole batch.
 
         // Rotations: the highest written wins.
         var rotations: [String: Int] = [:]

@@ -31,6 +31,11 @@ extension Exchange {
         let windows = CapWindows(date: now, timeZone: buyer.capTimeZone)
         let contactHash = buyer.duplicateWindowDays > 0 ? context.contactHash : nil
         let reservation = BuyerLedger.Reservation(buyerID: buyer.id, price: price, windows: windows, contactHash: contactHash)
+        // A buyer with nothing to exceed needs no claim: its sales are counted by their records.
+        guard Exchange.needsClaim(buyer, isCall: false) else {
+            ledger.take(reservation)
+            return .success(reservation)
+        }
         let claim = capClaim(buyer: buyer, reservation: reservation, roundID: context.auctionID, isCall: false,
                              expiresAtMs: nowMs + Int64(max(0, remainingMs)) + configuration.claimGraceMs)
         do {
@@ -52,7 +57,7 @@ extension Exchange {
     /// Gives back a slot whose post did not sell (or was never sent).
     func releaseSlot(_ reservation: BuyerLedger.Reservation, roundID: String) async {
         ledger.release(reservation)
-        guard let cluster else { return }
+        guard let cluster, config.buyer(id: reservation.buyerID).map({ Exchange.needsClaim($0, isCall: false) }) ?? true else { return }
         do {
             try await cluster.release(roundID: roundID, buyerID: reservation.buyerID)
         } catch {
@@ -109,6 +114,14 @@ extension Exchange {
                 "auction_id": "\(callID)", "buyer": "\(slot.reservation.buyerID)", "error": "\(error)",
             ])
         }
+    }
+
+    /// Whether a post to `buyer` can pass a limit and so must be claimed in the shared database: a
+    /// count or budget cap, or a duplicate window. The others are counted by their rounds' records
+    /// alone, with no lock on the hot path. (Every live call is claimed: its claim is its slot,
+    /// which is how every node counts live calls.)
+    static func needsClaim(_ buyer: Buyer, isCall: Bool) -> Bool {
+        isCall || !buyer.caps.isUnlimited || buyer.duplicateWindowDays > 0
     }
 
     private func capClaim(buyer: Buyer, reservation: BuyerLedger.Reservation, roundID: String, isCall: Bool, expiresAtMs: Int64) -> CapClaim {
