@@ -21,6 +21,8 @@ public final class PostgresStore: Sendable {
     private let runTask: Task<Void, Never>
     let writer: GroupCommit
     let signalHub: SignalHub
+    /// Whether the database answered lately (`withConnection`): fail fast through an outage.
+    let reachability = Reachability()
 
     /// Connects, creates the schema if asked to, and migrates (under an advisory lock, so nodes
     /// starting together do not race).
@@ -42,7 +44,12 @@ public final class PostgresStore: Sendable {
     private init(_ configuration: Configuration, logger: Logger) {
         self.configuration = configuration
         self.logger = logger
-        client = PostgresClient(configuration: Self.clientConfiguration(configuration), backgroundLogger: logger)
+        // The pool reports a failed connection attempt only in its log: that is how an outage is
+        // seen at once, before a caller's deadline runs out (`Reachability`).
+        let reachability = reachability
+        let upstream = logger
+        let background = Logger(label: logger.label) { _ in ReachabilityLogHandler(upstream: upstream, reachability: reachability) }
+        client = PostgresClient(configuration: Self.clientConfiguration(configuration), backgroundLogger: background)
         let client = client
         runTask = Task { await client.run() }
         writer = GroupCommit(deadline: configuration.batchDeadline, logger: logger)
@@ -119,8 +126,19 @@ public final class PostgresStore: Sendable {
     func withConnection<T: Sendable>(_ what: String, timeout: Duration? = nil, failure: @escaping @Sendable (String) -> StoreError,
                                      _ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws(StoreError) -> T {
         let client = client
-        return try await Deadline.run(timeout ?? configuration.callDeadline, what: what, failure: failure) {
-            try await client.withConnection { connection in try await body(connection) }
+        let reachability = reachability
+        // While the database is unreachable, a call waits only briefly (it still tries: the first
+        // to get through ends the outage), so sellers get their 503 at once, not after each deadline.
+        let deadline = reachability.deadline(timeout ?? configuration.callDeadline)
+        do {
+            let value = try await Deadline.run(deadline, what: what, failure: failure) {
+                try await client.withConnection { connection in try await body(connection) }
+            }
+            reachability.answered()
+            return value
+        } catch {
+            if error.isTimeout, error.detail.contains("no answer from PostgreSQL") { reachability.unanswered() }
+            throw error
         }
     }
 
@@ -202,6 +220,44 @@ func describe(_ error: any Error) -> String {
 /// PostgreSQL's own SQLSTATE of an error, when there is one.
 func sqlState(of error: any Error) -> String? {
     (error as? PSQLError)?.serverInfo?[.sqlState]
+}
+
+/// Whether PostgreSQL has been answering. After a call got no answer at all within its deadline
+/// (no connection: the server is down or unreachable) and before any call succeeds again, calls
+/// wait at most `probe`: an outage costs each request a short wait, not the full deadline.
+final class Reachability: Sendable {
+    private let unreachable = Mutex(false)
+    let probe: Duration
+
+    init(probe: Duration = .milliseconds(150)) { self.probe = probe }
+
+    func deadline(_ full: Duration) -> Duration { unreachable.withLock { $0 } ? min(full, probe) : full }
+    func answered() { unreachable.withLock { $0 = false } }
+    func unanswered() { unreachable.withLock { $0 = true } }
+    var isUnreachable: Bool { unreachable.withLock { $0 } }
+}
+
+/// Passes the pool's log on, and marks the database unreachable when the pool says a connection
+/// attempt failed (postgres-nio logs it at info; it has no other hook).
+struct ReachabilityLogHandler: LogHandler {
+    var upstream: Logger
+    let reachability: Reachability
+    var metadata: Logger.Metadata = [:]
+    var logLevel: Logger.Level {
+        get { min(upstream.logLevel, .info) }
+        set { upstream.logLevel = newValue }
+    }
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    func log(level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?, source: String, file: String, function: String, line: UInt) {
+        if message.description == "Connection creation failed" { reachability.unanswered() }
+        guard level >= upstream.logLevel else { return }
+        upstream.log(level: level, message, metadata: self.metadata.merging(metadata ?? [:]) { $1 }, source: source, file: file, function: function, line: line)
+    }
 }
 
 /// A deadline around work that cannot be interrupted half way (a statement on the wire): the
