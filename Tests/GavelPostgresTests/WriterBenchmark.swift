@@ -68,4 +68,39 @@ struct WriterBenchmark {
             #expect(try await store.counts().rounds == count)
         }
     }
+
+    /// Exact caps across nodes: claims for one hot capped buyer from two stores (two nodes), 16 at
+    /// a time each: claims/s and the latency of one claim. Asserts only that the cap held exactly.
+    @Test func capClaimsPerSecondOnOneHotBuyer() async throws {
+        let schema = PG.freshSchema()
+        let first = try await PG.store(schema: schema, nodeID: "node-a", poolSize: 8)
+        let second = try await PG.store(schema: schema, nodeID: "node-b", poolSize: 8)
+        let count = min(Self.rounds, 10_000)
+        let cap = count / 2
+        let started = ContinuousClock.now
+        let granted = try await withThrowingTaskGroup(of: Int.self) { group in
+            for lane in 0..<32 {
+                let store = lane % 2 == 0 ? first : second
+                group.addTask {
+                    var granted = 0
+                    for index in stride(from: lane, to: count, by: 32) {
+                        let claim = CapClaim(roundID: "r\(index)", buyerID: "hot", hourKey: "H:2024-07-10T12", dayKey: "D:2024-07-10",
+                                             monthKey: "M:2024-07", price: Money(units: 100_000), hourly: nil, daily: cap, monthly: nil,
+                                             dailyBudget: nil, contactHash: nil, duplicateWindowDays: 0, isCall: false, concurrent: nil,
+                                             countsConversions: false, expiresAtMs: Int64.max / 2, nodeID: lane % 2 == 0 ? "node-a" : "node-b")
+                        if try await store.claim(claim, atMs: 0, waitingAtMost: .seconds(5)) == .granted { granted += 1 }
+                    }
+                    return granted
+                }
+            }
+            return try await group.reduce(0, +)
+        }
+        let elapsed = ContinuousClock.now - started
+        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        print("cap claims: \(count) claims on one buyer from two nodes in \(elapsed): \(Int(Double(count) / seconds)) claims/s, "
+              + "\(String(format: "%.2f", seconds * 1000 * 32 / Double(count))) ms each at 32 in flight")
+        #expect(granted == cap)
+        await first.closed()
+        await second.closed()
+    }
 }
