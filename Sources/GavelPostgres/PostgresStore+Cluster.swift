@@ -1,3 +1,4 @@
+import Foundation
 import GavelCore
 import GavelStore
 import PostgresNIO
@@ -28,8 +29,11 @@ extension PostgresStore: SharedCaps {
     }
 
     /// Gives back a claim whose post failed (or whose call ended): idempotent.
+    /// Takes the buyer's claim lock first, so a release sent after a claim whose answer the caller
+    /// stopped waiting for runs after that claim commits, and removes it.
     public func release(roundID: String, buyerID: String) async throws(StoreError) {
         try await write("release claim") { connection in
+            try await connection.run("SELECT pg_advisory_xact_lock(hashtext(current_schema() || '.gavel.cap.' || \(buyerID)))")
             try await connection.run("DELETE FROM cap_claims WHERE round_id = \(roundID) AND buyer_id = \(buyerID)")
         }
     }
@@ -37,11 +41,16 @@ extension PostgresStore: SharedCaps {
     /// Committed counters plus every uncounted claim (each in its hour, day and month), and each
     /// buyer's live calls (its call claims).
     public func sharedUsage(nowMs: Int64) async throws(StoreError) -> SharedUsage {
-        try await read("shared usage") { connection in
+        // Only windows a cap can still need (as the ledger's sweep keeps): hours of the last 30 h,
+        // days of the last 3, months of the last 3 (every time zone's keys sort after these UTC ones).
+        let (hourCutoff, dayCutoff, monthCutoff) = PostgresStore.windowCutoffs(nowMs: nowMs)
+        return try await read("shared usage") { connection in
             var sums: [String: [String: (count: Int, spend: Int64)]] = [:]
             for row in try await connection.rows("""
                 SELECT buyer_id, window_key, sum(count)::bigint AS count, sum(spend)::bigint AS spend FROM (
                     SELECT buyer_id, window_key, count, spend FROM cap_counters
+                    WHERE (window_key LIKE 'H:%' AND window_key >= \(hourCutoff)) OR (window_key LIKE 'D:%' AND window_key >= \(dayCutoff))
+                       OR (window_key LIKE 'M:%' AND window_key >= \(monthCutoff))
                     UNION ALL SELECT buyer_id, hour_key, 1, 0 FROM cap_claims WHERE NOT counted
                     UNION ALL SELECT buyer_id, day_key, 1, price FROM cap_claims WHERE NOT counted
                     UNION ALL SELECT buyer_id, month_key, 1, 0 FROM cap_claims WHERE NOT counted
@@ -139,7 +148,10 @@ extension PostgresStore: ClusterNodes {
         try await write("reclaim") { connection in
             let intents = try await connection.rows("""
                 DELETE FROM post_intents WHERE round_id IN (
-                    SELECT round_id FROM post_intents WHERE sent_at_ms < \(nowMs - staleIntentMs) FOR UPDATE SKIP LOCKED)
+                    SELECT round_id FROM post_intents WHERE sent_at_ms < \(nowMs - staleIntentMs)
+                      -- Only a stopped node's: a live node settles its own posts (its kept rounds are retried).
+                      AND node_id NOT IN (SELECT node_id FROM nodes WHERE seen_at_ms >= \(nowMs - PostgresStore.liveNodeWindowMs))
+                    FOR UPDATE SKIP LOCKED)
                 RETURNING *
                 """).map(PostgresStore.intent(from:))
             try await PostgresStore.settle(intents, nowMs: nowMs, on: connection)
@@ -164,3 +176,23 @@ extension PostgresStore: ClusterNodes {
 }
 
 extension PostgresStore: ClusterState {}
+
+extension PostgresStore {
+    /// A node whose heartbeat is older than this is taken for stopped when its posts are settled.
+    static let liveNodeWindowMs: Int64 = 10_000
+
+    /// The oldest hour, day and month keys (`H:…`, `D:…`, `M:…`, UTC) a cap can still need at `nowMs`.
+    static func windowCutoffs(nowMs: Int64) -> (hour: String, day: String, month: String) {
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = TimeZone(identifier: "UTC")!
+        func parts(_ ms: Int64) -> DateComponents {
+            calendar.dateComponents([.year, .month, .day, .hour], from: Date(timeIntervalSince1970: Double(ms) / 1000))
+        }
+        func two(_ value: Int?) -> String { String(format: "%02d", value ?? 0) }
+        let hour = parts(nowMs - 30 * 3_600_000)
+        let day = parts(nowMs - 3 * 86_400_000)
+        let month = parts(nowMs - 93 * 86_400_000)
+        return ("H:\(hour.year ?? 0)-\(two(hour.month))-\(two(hour.day))T\(two(hour.hour))",
+                "D:\(day.year ?? 0)-\(two(day.month))-\(two(day.day))", "M:\(month.year ?? 0)-\(two(month.month))")
+    }
+}

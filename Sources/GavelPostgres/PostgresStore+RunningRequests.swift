@@ -4,14 +4,21 @@ import PostgresNIO
 // MARK: RunningRequests
 
 extension PostgresStore: RunningRequests {
-    /// One conditional upsert: the mark is taken when there is none or the one there lapsed (its
-    /// node died mid-request), so exactly one node runs a request with this key at a time.
+    /// One conditional upsert: the mark is taken when there is none, the one there lapsed (its node
+    /// died mid-request) or is this node's own (a repeat after a late commit: this node has the
+    /// kept round; its own gate keeps concurrent repeats apart). Refused too while another node's
+    /// post for this key is unsettled (its node died after sending it): the repeat learns the
+    /// outcome once that post is settled, instead of selling the lead again.
     public func beginRequest(scope: String, nodeID: String, nowMs: Int64, untilMs: Int64) async throws(StoreError) -> Bool {
         try await write("begin keyed request") { connection in
-            try await !connection.rows("""
+            let unsettled = try await connection.rows("""
+                SELECT 1 FROM post_intents WHERE idempotency_scope = \(scope) AND node_id <> \(nodeID) LIMIT 1
+                """)
+            guard unsettled.isEmpty else { return false }
+            return try await !connection.rows("""
                 INSERT INTO running_requests (scope, node_id, until_ms) VALUES (\(scope), \(nodeID), \(untilMs))
                 ON CONFLICT (scope) DO UPDATE SET node_id = EXCLUDED.node_id, until_ms = EXCLUDED.until_ms
-                WHERE running_requests.until_ms < \(nowMs)
+                WHERE running_requests.until_ms < \(nowMs) OR running_requests.node_id = EXCLUDED.node_id
                 RETURNING scope
                 """).isEmpty
         }

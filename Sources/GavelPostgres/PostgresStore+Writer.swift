@@ -303,7 +303,8 @@ struct BatchWriter {
     func write(on connection: PostgresConnection, logger: Logger) async throws -> [CapIncrement] {
         if !intents.isEmpty { try await writeIntents(on: connection, logger: logger) }
         var rounds = rounds
-        // A second attempt at a commit is a no-op if the first landed.
+        // A second attempt at a commit is a no-op if the first landed, or if the round has moved on
+        // since (a kept ping record must never take a posted round back to `pinged`).
         let retries = rounds.filter(\.isRetry)
         if !retries.isEmpty {
             var columns = UnnestColumns()
@@ -311,7 +312,8 @@ struct BatchWriter {
             columns.text(retries.map(\.phase.rawValue))
             columns.text(retries.map(\.status))
             let landed = Set(try await connection.rows(columns.query("""
-                SELECT r.id FROM {unnest} AS u(id, phase, status) JOIN rounds r ON r.id = u.id AND r.phase = u.phase AND r.status = u.status
+                SELECT r.id FROM {unnest} AS u(id, phase, status) JOIN rounds r ON r.id = u.id
+                  AND ((r.phase = u.phase AND r.status = u.status) OR r.phase = 'final' OR u.phase = 'pinged')
                 """), logger: logger).map { try $0.decode(String.self) })
             rounds.removeAll { $0.isRetry && landed.contains($0.id) }
         }

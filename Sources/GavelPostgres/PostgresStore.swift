@@ -130,16 +130,13 @@ public final class PostgresStore: Sendable {
         // While the database is unreachable, a call waits only briefly (it still tries: the first
         // to get through ends the outage), so sellers get their 503 at once, not after each deadline.
         let deadline = reachability.deadline(timeout ?? configuration.callDeadline)
-        do {
-            let value = try await Deadline.run(deadline, what: what, failure: failure) {
-                try await client.withConnection { connection in try await body(connection) }
-            }
-            reachability.answered()
-            return value
-        } catch {
-            if error.isTimeout, error.detail.contains("no answer from PostgreSQL") { reachability.unanswered() }
-            throw error
+        // Only the pool's failed connection attempts mark it unreachable (`ReachabilityLogHandler`):
+        // a caller's own short deadline, or a wait on a busy buyer's lock, says nothing about it.
+        let value = try await Deadline.run(deadline, what: what, failure: failure) {
+            try await client.withConnection { connection in try await body(connection) }
         }
+        reachability.answered()
+        return value
     }
 
     /// Runs `body` in one transaction (BEGIN … COMMIT, ROLLBACK on a throw), within the deadline.
@@ -187,6 +184,9 @@ extension PostgresStore.Configuration {
         var parameters = [
             ("statement_timeout", String(statementTimeoutMs)),
             ("lock_timeout", String(lockTimeoutMs)),
+            // A transaction left open (its caller gave up mid-way and the connection went back to
+            // the pool) must not hold its locks: the server ends such a session.
+            ("idle_in_transaction_session_timeout", "5000"),
             ("application_name", "gavel-\(nodeID.prefix(40))"),
         ]
         if let schema { parameters.append(("search_path", "\"\(schema)\"")) }
@@ -222,9 +222,9 @@ func sqlState(of error: any Error) -> String? {
     (error as? PSQLError)?.serverInfo?[.sqlState]
 }
 
-/// Whether PostgreSQL has been answering. After a call got no answer at all within its deadline
-/// (no connection: the server is down or unreachable) and before any call succeeds again, calls
-/// wait at most `probe`: an outage costs each request a short wait, not the full deadline.
+/// Whether PostgreSQL has been answering. After the pool failed to open a connection (the server
+/// is down or unreachable) and before any call succeeds again, calls wait at most `probe`: an
+/// outage costs each request a short wait, not the full deadline.
 final class Reachability: Sendable {
     private let unreachable = Mutex(false)
     let probe: Duration
@@ -349,9 +349,10 @@ extension PostgresConnection {
 
     /// BEGIN, `body`, COMMIT; ROLLBACK when `body` throws (its error is rethrown).
     func inTransaction<T>(logger: Logger, _ body: () async throws -> T) async throws -> T {
-        try await run("BEGIN", logger: logger)
         let value: T
         do {
+            // Inside: a BEGIN that was sent but whose answer the caller stopped waiting for is rolled back too.
+            try await run("BEGIN", logger: logger)
             value = try await body()
         } catch {
             try? await run("ROLLBACK", logger: logger)

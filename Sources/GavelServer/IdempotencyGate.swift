@@ -47,29 +47,32 @@ final class IdempotencyGate: Sendable {
         } catch {
             return JSONResponses.unavailable(error)
         }
-        let response = await answer(ticket, operation)
-        await exchange.endKeyedRequest(scope: ticket.scope)
+        let (response, mayStillCommit) = await answer(ticket, operation)
+        // A round whose commit was late may still land (or is kept and retried on this node): a
+        // repeat on another node must not run it again, so the mark stays until it lapses.
+        if !mayStillCommit { await exchange.endKeyedRequest(scope: ticket.scope) }
         return response
     }
 
-    private func answer(_ ticket: IdempotencyTicket, _ operation: () async -> EdgeAnswer) async -> Response {
+    private func answer(_ ticket: IdempotencyTicket, _ operation: () async -> EdgeAnswer) async -> (Response, mayStillCommit: Bool) {
         do {
             if let previous = try await exchange.previousAnswer(for: ticket) {
                 guard previous.bodyHash == ticket.bodyHash else {
-                    return JSONResponses.error(RequestError(
+                    return (JSONResponses.error(RequestError(
                         status: 422, code: "idempotency_key_reused",
-                        message: "this Idempotency-Key was used with a different request body", field: "Idempotency-Key"))
+                        message: "this Idempotency-Key was used with a different request body", field: "Idempotency-Key")), false)
                 }
-                return IdempotencyGate.replay(previous)
+                return (IdempotencyGate.replay(previous), false)
             }
         } catch {
-            return JSONResponses.unavailable(error)
+            return (JSONResponses.unavailable(error), false)
         }
         let answer = await operation()
         if case .failed(let error) = answer, (400..<500).contains(error.status), error.status != 409, error.status != 429 {
             await exchange.storeAnswer(ticket, status: error.status, body: JSONResponses.errorText(error))
         }
-        return answer.response
+        if case .unavailable(let error) = answer { return (answer.response, error.mayStillCommit) }
+        return (answer.response, false)
     }
 
     /// The stored answer, as first sent.

@@ -233,8 +233,10 @@ public final class RoundStore: Sendable {
 
     static func insert(_ record: RoundRecord, into db: Database) throws {
         if record.isRetry {
-            let landed = try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM rounds WHERE id = ? AND phase = ? AND status = ?)",
-                                           arguments: [record.id, record.phase.rawValue, record.status]) ?? false
+            // Landed, or moved on since (a kept ping record must never take a posted round back to `pinged`).
+            let landed = try Bool.fetchOne(db, sql: """
+                SELECT EXISTS (SELECT 1 FROM rounds WHERE id = ? AND ((phase = ? AND status = ?) OR phase = 'final' OR ? = 'pinged'))
+                """, arguments: [record.id, record.phase.rawValue, record.status, record.phase.rawValue]) ?? false
             if landed { return }
         }
         // A round may replace its own earlier record (a ping then its post; a call's lifecycle). The

@@ -83,6 +83,14 @@ struct PostgresStoreTests {
             #expect(try await store.liveStates(nowMs: Rounds.createdAtMs).isEmpty)
             let purchases = try await store.purchases(buyerID: "a", startMs: 0, endMs: .max, after: nil, limit: 10)
             #expect(purchases.map(\.contactJSON) == [#"{"email":"x@example.com"}"#])
+
+            // The ping record, kept after a late commit and retried after the post: a no-op, never
+            // a step back to `pinged` with its bids held again (the sold ping postable twice).
+            var late = pinged
+            late.isRetry = true
+            try await store.record(late)
+            #expect(try #require(try await store.round(id: "r_two_phase")).status == "sold")
+            #expect(try await store.liveStates(nowMs: Rounds.createdAtMs).isEmpty)
         }
     }
 

@@ -231,6 +231,14 @@ struct RoundStoreTests {
         #expect(counts.rounds == 1)
         #expect(counts.buyerRows == 3)
         #expect(counts.sales == 1)
+
+        // The ping record, kept after a late commit and retried after the post: a no-op, never a
+        // step back to `pinged` (which would make the sold ping postable again).
+        var late = pinged
+        late.isRetry = true
+        try await store.record(late)
+        #expect(try #require(try await store.round(id: "r_two_phase")).status == "sold")
+        #expect(try store.counts().sales == 1)
     }
 
     @Test func rerecordingABillableRoundDoesNotDuplicateOrFail() async throws {

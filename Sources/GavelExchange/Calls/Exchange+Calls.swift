@@ -165,6 +165,9 @@ extension Exchange {
         do throws(ExchangeError) {
             try await commit(record, waitMs: Exchange.eventStoreWaitMs)
         } catch {
+            // On a cluster a late (not refused) record may still land and check the call in: keep
+            // what it took and let the lease run out rather than free a call another node may take.
+            if cluster != nil, error.mayStillCommit { throw .exchange(error) }
             // Undo what only the uncommitted event took: a slot reserved while rerouting.
             if let reserved = next.slot, reserved != session.slot { await endCallSlot(reserved, how: .failed, callID: callID) }
             await checkInCall(callID, session: session, recorded: false)

@@ -50,7 +50,22 @@ extension Exchange {
             logger.error("cap claim failed; the post is not sent", metadata: [
                 "auction_id": "\(context.auctionID)", "buyer": "\(buyer.id)", "error": "\(error)",
             ])
+            releaseUnanswered(claim, cluster: cluster)
             return .failure(.unavailable("\(error)"))
+        }
+    }
+
+    /// A claim whose answer did not come in time may still commit on the server: give it back once
+    /// it has (the release waits for the buyer's claim lock), so it does not hold a unit of the cap
+    /// until it lapses. Off the round's path: the round has already given up on this buyer.
+    private func releaseUnanswered(_ claim: CapClaim, cluster: any ClusterState) {
+        let logger = logger
+        Task {
+            do { try await cluster.release(roundID: claim.roundID, buyerID: claim.buyerID) } catch {
+                logger.warning("unanswered cap claim not released; it lapses at its expiry", metadata: [
+                    "auction_id": "\(claim.roundID)", "buyer": "\(claim.buyerID)", "error": "\(error)",
+                ])
+            }
         }
     }
 
@@ -99,6 +114,7 @@ extension Exchange {
             logger.error("call slot claim failed; the call is not routed to the buyer", metadata: [
                 "auction_id": "\(context.auctionID)", "buyer": "\(buyer.id)", "error": "\(error)",
             ])
+            releaseUnanswered(claim, cluster: cluster)
             return .failure(.unavailable("\(error)"))
         }
     }
@@ -143,17 +159,28 @@ extension Exchange {
         _ cluster: any ClusterState, pingID: String, lead: JSONObject?, contact: JSONObject, seller: Seller,
         arrival: ContinuousClock.Instant, ticket: IdempotencyTicket?
     ) async throws(PostError) -> LeadResult {
-        let claim: LiveClaim
-        do { claim = try await cluster.claimHeld(id: pingID, nodeID: configuration.nodeID, nowMs: nowMs) } catch {
-            throw .exchange(.storage("\(error)"))
+        // The running post ends within its round's budget; its commit may take a little longer.
+        let longestTmaxMs = config.campaigns.values.map(\.tmaxMs).max() ?? 1_000
+        let giveUpAt = ContinuousClock.now + .milliseconds(Int64(longestTmaxMs) + 2_000)
+        var claim: LiveClaim
+        while true {
+            do { claim = try await cluster.claimHeld(id: pingID, nodeID: configuration.nodeID, nowMs: nowMs) } catch {
+                throw .exchange(.storage("\(error)"))
+            }
+            guard case .taken = claim else { break }
+            // Another post runs it: its result once recorded. If that post gave the ping back (it
+            // did not fit the ping), claim it again.
+            if let result = try await postResult(pingID: pingID, seller: seller, waitingMs: 200) {
+                await storeAnswer(ticket, json: result.json)
+                return result
+            }
+            guard ContinuousClock.now < giveUpAt else {
+                throw .exchange(.storageTimeout("ping \(pingID) is being posted by another request; its outcome is not recorded yet"))
+            }
         }
         switch claim {
-        case .none:
+        case .none, .taken:
             let result = try await recordedPostResult(pingID: pingID, seller: seller)
-            await storeAnswer(ticket, json: result.json)
-            return result
-        case .taken:
-            let result = try await awaitPostResult(pingID: pingID, seller: seller)
             await storeAnswer(ticket, json: result.json)
             return result
         case .won(let state):
@@ -170,11 +197,10 @@ extension Exchange {
         }
     }
 
-    /// Another post of this ping runs (on this node or another): its result, once recorded.
-    private func awaitPostResult(pingID: String, seller: Seller) async throws(PostError) -> LeadResult {
-        // The running post ends within its round's budget; its commit may take a little longer.
-        let longestTmaxMs = config.campaigns.values.map(\.tmaxMs).max() ?? 1_000
-        let giveUpAt = ContinuousClock.now + .milliseconds(Int64(longestTmaxMs) + 2_000)
+    /// Another post of this ping runs (on this node or another): its result if recorded within
+    /// `waitingMs`, else nil.
+    private func postResult(pingID: String, seller: Seller, waitingMs: Int) async throws(PostError) -> LeadResult? {
+        let giveUpAt = ContinuousClock.now + .milliseconds(waitingMs)
         while ContinuousClock.now < giveUpAt {
             let stored: StoredRound?
             do { stored = try await store.round(id: pingID) } catch { throw .exchange(.storage("\(error)")) }
@@ -183,7 +209,7 @@ extension Exchange {
             }
             try? await Task.sleep(for: .milliseconds(10))
         }
-        throw .exchange(.storageTimeout("ping \(pingID) is being posted by another request; its outcome is not recorded yet"))
+        return nil
     }
 
     /// The held round again from its snapshot, on today's config.
@@ -215,7 +241,7 @@ extension Exchange {
             let claim: LiveClaim
             do {
                 claim = try await cluster.checkOutCall(id: callID, nodeID: configuration.nodeID, nowMs: nowMs,
-                                                       leaseMs: Int64(Exchange.eventStoreWaitMs) * 2)
+                                                       leaseMs: Exchange.callLeaseMs)
             } catch {
                 throw .exchange(.storage("\(error)"))
             }
@@ -237,6 +263,11 @@ extension Exchange {
             }
         }
     }
+
+    /// How long one event holds a call on a cluster: longer than everything an event may wait for
+    /// (the checkout, a slot claim and the record's commit, each bounded by `eventStoreWaitMs`),
+    /// with a margin, so the lease never runs out under an event still running.
+    static let callLeaseMs = Int64(eventStoreWaitMs) * 5
 
     /// Returns a call after an event. `recorded`: the event's record was committed (live or final),
     /// which on a cluster already checked the call back in.
@@ -260,7 +291,7 @@ extension Exchange {
         for state in states where state.kind == .call {
             guard let session = callSession(from: state), session.releaseAtMs <= nowMs else { continue }
             guard case .won? = try? await cluster.checkOutCall(id: state.roundID, nodeID: configuration.nodeID, nowMs: nowMs,
-                                                                leaseMs: Int64(Exchange.eventStoreWaitMs) * 2)
+                                                                leaseMs: Exchange.callLeaseMs)
             else { continue }
             abandoned.append((state.roundID, session))
         }

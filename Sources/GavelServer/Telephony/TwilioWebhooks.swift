@@ -77,7 +77,11 @@ struct TwilioWebhooks: Sendable {
         let ticket = IdempotencyTicket(scope: "twilio voice " + callSid, bodyHash: "twilio")
         guard await inFlight.enter(callID) else { return JSONResponses.unavailable(.overloaded("a webhook of this call is still running")) }
         defer { inFlight.leave(callID) }
-        do {
+        guard await holdAcrossNodes(callSid) else {
+            return JSONResponses.unavailable(.overloaded("a webhook of this call is still running on another node"))
+        }
+        let response = await { () async -> Response in
+        do throws(ExchangeError) {
             if let previous = try await exchange.previousAnswer(for: ticket) {
                 return Self.twiml(answer(forRouting: previous.response, campaign: campaign, webhook: webhook))
             }
@@ -101,6 +105,9 @@ struct TwilioWebhooks: Sendable {
         } catch {
             return JSONResponses.unavailable(error)
         }
+        }()
+        await releaseAcrossNodes(callSid)
+        return response
     }
 
     func dialStatus(_ request: Request) async -> Response {
@@ -117,6 +124,10 @@ struct TwilioWebhooks: Sendable {
         let ticket = IdempotencyTicket(scope: "twilio dial-status " + key, bodyHash: "twilio")
         guard await inFlight.enter(callID) else { return JSONResponses.unavailable(.overloaded("a webhook of this call is still running")) }
         defer { inFlight.leave(callID) }
+        guard await holdAcrossNodes(callSid) else {
+            return JSONResponses.unavailable(.overloaded("a webhook of this call is still running on another node"))
+        }
+        let response = await { () async -> Response in
         let callerOnLine = webhook["CallStatus"] == "in-progress"
         let event: CallEvent
         switch dialStatus {
@@ -130,7 +141,7 @@ struct TwilioWebhooks: Sendable {
         default:
             return Self.badRequest("DialCallStatus")
         }
-        do {
+        do throws(ExchangeError) {
             if let previous = try await exchange.previousAnswer(for: ticket) {
                 return Self.twiml(answer(forEvent: previous.response, callID: callID, config: config, webhook: webhook, callerOnLine: callerOnLine))
             }
@@ -151,6 +162,26 @@ struct TwilioWebhooks: Sendable {
                 return JSONResponses.unavailable(failure)
             }
         }
+        }()
+        await releaseAcrossNodes(callSid)
+        return response
+    }
+
+    /// On a cluster a call's webhooks also run one at a time across nodes (a provider's retry may
+    /// reach another node while the first still runs): a repeat waits up to 3 s for the mark, then
+    /// finds the first one's stored answer. One node (SQLite): always held at once.
+    private func holdAcrossNodes(_ callSid: String) async -> Bool {
+        let giveUpAt = ContinuousClock.now + .seconds(3)
+        while true {
+            guard let held = try? await exchange.beginKeyedRequest(scope: "twilio call " + callSid) else { return false }
+            if held { return true }
+            guard ContinuousClock.now < giveUpAt else { return false }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+    }
+
+    private func releaseAcrossNodes(_ callSid: String) async {
+        await exchange.endKeyedRequest(scope: "twilio call " + callSid)
     }
 
     func recording(_ request: Request) async -> Response {
