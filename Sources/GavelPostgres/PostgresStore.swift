@@ -65,14 +65,19 @@ public final class PostgresStore: Sendable {
         signalHub.close()
         let writer = writer
         let runTask = runTask
+        let reachability = reachability
         Task {
             await writer.finished()
+            reachability.close()
             runTask.cancel()
         }
     }
 
-    /// Ends the pool's `run()`: queries after this fail.
-    func endPool() { runTask.cancel() }
+    /// Ends the pool's `run()`: queries after this fail at once.
+    func endPool() {
+        reachability.close()
+        runTask.cancel()
+    }
 
     static func clientConfiguration(_ configuration: Configuration) -> PostgresClient.Configuration {
         var client: PostgresClient.Configuration
@@ -127,6 +132,8 @@ public final class PostgresStore: Sendable {
                                      _ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws(StoreError) -> T {
         let client = client
         let reachability = reachability
+        // A pool that has stopped serves nobody: fail at once rather than at the deadline.
+        guard !reachability.isClosed else { throw failure("\(what): the store is closed") }
         // While the database is unreachable, a call waits only briefly (it still tries: the first
         // to get through ends the outage), so sellers get their 503 at once, not after each deadline.
         let deadline = reachability.deadline(timeout ?? configuration.callDeadline)
@@ -227,6 +234,7 @@ func sqlState(of error: any Error) -> String? {
 /// outage costs each request a short wait, not the full deadline.
 final class Reachability: Sendable {
     private let unreachable = Mutex(false)
+    private let closed = Mutex(false)
     let probe: Duration
 
     init(probe: Duration = .milliseconds(150)) { self.probe = probe }
@@ -235,6 +243,9 @@ final class Reachability: Sendable {
     func answered() { unreachable.withLock { $0 = false } }
     func unanswered() { unreachable.withLock { $0 = true } }
     var isUnreachable: Bool { unreachable.withLock { $0 } }
+    /// The store closed its pool.
+    func close() { closed.withLock { $0 = true } }
+    var isClosed: Bool { closed.withLock { $0 } }
 }
 
 /// Passes the pool's log on, and marks the database unreachable when the pool says a connection
@@ -268,17 +279,24 @@ enum Deadline {
 
     static func run<T: Sendable>(_ timeout: Duration, what: String, failure: @escaping @Sendable (String) -> StoreError,
                                  _ body: @escaping @Sendable () async throws -> T) async throws(StoreError) -> T {
-        let result: Result<T, any Error> = await withCheckedContinuation { continuation in
-            let once = Once<Result<T, any Error>>(continuation)
-            let work = Task {
-                do { once.resume(.success(try await body())) } catch { once.resume(.failure(error)) }
+        // A caller that is cancelled (a service shutting down) stops waiting at once too.
+        let onCancel = CancelAction()
+        let result: Result<T, any Error> = await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                let once = Once<Result<T, any Error>>(continuation)
+                let work = Task {
+                    do { once.resume(.success(try await body())) } catch { once.resume(.failure(error)) }
+                }
+                let timer = Task {
+                    try? await Task.sleep(for: timeout)
+                    guard !Task.isCancelled else { return }
+                    if once.resume(.failure(Expired())) { work.cancel() }
+                }
+                once.onResume { timer.cancel() }
+                onCancel.set { if once.resume(.failure(CancellationError())) { work.cancel() } }
             }
-            let timer = Task {
-                try? await Task.sleep(for: timeout)
-                guard !Task.isCancelled else { return }
-                if once.resume(.failure(Expired())) { work.cancel() }
-            }
-            once.onResume { timer.cancel() }
+        } onCancel: {
+            onCancel.fire()
         }
         switch result {
         case .success(let value): return value
@@ -290,6 +308,30 @@ enum Deadline {
             throw .timeout("\(what): lock_timeout: \(describe(error))")
         case .failure(let error): throw failure("\(what): \(describe(error))")
         }
+    }
+}
+
+/// What to do when a task is cancelled, set once the work it cancels exists (run at once if the
+/// task was cancelled before).
+final class CancelAction: Sendable {
+    private let state = Mutex<(fired: Bool, action: (@Sendable () -> Void)?)>((false, nil))
+
+    func set(_ action: @escaping @Sendable () -> Void) {
+        let runNow = state.withLock { state -> Bool in
+            if state.fired { return true }
+            state.action = action
+            return false
+        }
+        if runNow { action() }
+    }
+
+    func fire() {
+        let action = state.withLock { state -> (@Sendable () -> Void)? in
+            state.fired = true
+            defer { state.action = nil }
+            return state.action
+        }
+        action?()
     }
 }
 
