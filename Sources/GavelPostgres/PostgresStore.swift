@@ -32,6 +32,11 @@ public final class PostgresStore: Sendable {
         try configuration.validate()
         let store = PostgresStore(configuration, logger: logger)
         do {
+            // A database that cannot be reached fails the start within seconds, saying so (the
+            // migration's own deadline is minutes: it may wait for another node's migration).
+            _ = try await store.withConnection("connect to PostgreSQL", failure: { .open($0) }) { connection in
+                try await connection.rows("SELECT 1")
+            }
             try await store.migrate()
         } catch {
             store.close()

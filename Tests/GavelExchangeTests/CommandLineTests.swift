@@ -38,7 +38,12 @@ struct CommandLineTests {
         #expect(output.split(separator: "\n").count == 1)
     }
 
-    @Test(arguments: [["--log-format", "xml"], ["--dni-rate-limit", "0"], ["--idle-timeout-s", "-1"], ["--dni-rate-limit", "lots"]])
+    @Test(arguments: [["--log-format", "xml"], ["--dni-rate-limit", "0"], ["--idle-timeout-s", "-1"], ["--dni-rate-limit", "lots"],
+                      ["--claim-grace-ms", "5"], ["--node-id", ""],
+                      // A password in the URL would show in `ps` and in logs: refused (PGPASSWORD only).
+                      ["--db", "postgres://gavel:secret@127.0.0.1/gavel"], ["--db", "postgres://gavel@/gavel?port=lots"],
+                      // No server there: the start fails within seconds, saying so.
+                      ["--db", "postgres://gavel@/gavel?host=/nonexistent-socket-dir"]])
     func serveRefusesBadOptions(_ arguments: [String]) throws {
         try #require(FileManager.default.isExecutableFile(atPath: Self.gavelBinary.path), "build the gavel product first (swift build)")
         let (code, output) = try Self.run(["serve", "--port", "0"] + arguments)
