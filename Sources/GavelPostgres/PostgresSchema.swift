@@ -393,6 +393,89 @@ enum PostgresSchema {
                 RETURN 'granted';
             END $$;
             """),
+        ("v6-routed-callers", """
+            -- Callers routed to a buyer with a duplicate window, billed or not (v5 saw only sales).
+            CREATE TABLE routed_callers (
+                buyer_id TEXT NOT NULL,
+                contact_hash TEXT NOT NULL,
+                routed_at_ms BIGINT NOT NULL,
+                PRIMARY KEY (buyer_id, contact_hash)
+            );
+            CREATE OR REPLACE FUNCTION gavel_claim(
+                p_round_id TEXT, p_buyer_id TEXT, p_kind TEXT, p_hour_key TEXT, p_day_key TEXT, p_month_key TEXT, p_price BIGINT,
+                p_hourly BIGINT, p_daily BIGINT, p_monthly BIGINT, p_budget BIGINT, p_contact_hash TEXT, p_duplicate_days BIGINT,
+                p_concurrent BIGINT, p_counts_conversions BOOLEAN, p_expires_at_ms BIGINT, p_node_id TEXT, p_at_ms BIGINT
+            ) RETURNS TEXT LANGUAGE plpgsql AS $$
+            DECLARE
+                v_live BIGINT := 0;
+                v_used BIGINT;
+                v_spend BIGINT;
+            BEGIN
+                -- A statement of its own (no BEGIN/COMMIT around it): the claim's transaction, and
+                -- the buyer's lock, last one round trip. It need not wait for its fsync: the post
+                -- intent that always follows a granted claim is a synchronous commit and flushes it.
+                PERFORM set_config('synchronous_commit', 'off', true);
+                -- Advisory locks are the database's: the schema is part of the key.
+                PERFORM pg_advisory_xact_lock(hashtext(current_schema() || '.gavel.cap.' || p_buyer_id));
+                -- A claim already taken for this round and buyer (a retry): granted, once.
+                IF EXISTS (SELECT 1 FROM cap_claims WHERE round_id = p_round_id AND buyer_id = p_buyer_id) THEN
+                    RETURN 'granted';
+                END IF;
+                IF p_contact_hash IS NOT NULL AND p_duplicate_days > 0 THEN
+                    IF EXISTS (SELECT 1 FROM sales WHERE contact_hash = p_contact_hash AND buyer_id = p_buyer_id
+                                 AND sold_at_ms >= p_at_ms - p_duplicate_days * 86400000)
+                       OR EXISTS (SELECT 1 FROM unknown_contacts WHERE contact_hash = p_contact_hash AND buyer_id = p_buyer_id
+                                 AND at_ms >= p_at_ms - p_duplicate_days * 86400000)
+                       OR EXISTS (SELECT 1 FROM cap_claims WHERE buyer_id = p_buyer_id AND contact_hash = p_contact_hash)
+                       OR EXISTS (SELECT 1 FROM routed_callers WHERE contact_hash = p_contact_hash AND buyer_id = p_buyer_id
+                                 AND routed_at_ms >= p_at_ms - p_duplicate_days * 86400000) THEN
+                        RETURN 'duplicate';
+                    END IF;
+                END IF;
+                IF p_counts_conversions THEN
+                    SELECT count(*) INTO v_live FROM cap_claims WHERE buyer_id = p_buyer_id AND kind = 'call';
+                END IF;
+                IF p_hourly IS NOT NULL THEN
+                    SELECT COALESCE((SELECT count FROM cap_counters WHERE buyer_id = p_buyer_id AND window_key = p_hour_key), 0)
+                         + (SELECT count(*) FROM cap_claims WHERE buyer_id = p_buyer_id AND NOT counted AND hour_key = p_hour_key)
+                      INTO v_used;
+                    IF v_used + v_live + 1 > p_hourly THEN RETURN 'capped'; END IF;
+                END IF;
+                IF p_daily IS NOT NULL THEN
+                    SELECT COALESCE((SELECT count FROM cap_counters WHERE buyer_id = p_buyer_id AND window_key = p_day_key), 0)
+                         + (SELECT count(*) FROM cap_claims WHERE buyer_id = p_buyer_id AND NOT counted AND day_key = p_day_key)
+                      INTO v_used;
+                    IF v_used + v_live + 1 > p_daily THEN RETURN 'capped'; END IF;
+                END IF;
+                IF p_monthly IS NOT NULL THEN
+                    SELECT COALESCE((SELECT count FROM cap_counters WHERE buyer_id = p_buyer_id AND window_key = p_month_key), 0)
+                         + (SELECT count(*) FROM cap_claims WHERE buyer_id = p_buyer_id AND NOT counted AND month_key = p_month_key)
+                      INTO v_used;
+                    IF v_used + v_live + 1 > p_monthly THEN RETURN 'capped'; END IF;
+                END IF;
+                IF p_budget IS NOT NULL THEN
+                    SELECT COALESCE((SELECT spend FROM cap_counters WHERE buyer_id = p_buyer_id AND window_key = p_day_key), 0)
+                         + (SELECT COALESCE(sum(price), 0) FROM cap_claims WHERE buyer_id = p_buyer_id AND NOT counted AND day_key = p_day_key)
+                      INTO v_spend;
+                    IF v_spend + p_price > p_budget THEN RETURN 'capped'; END IF;
+                END IF;
+                IF p_kind = 'call' AND p_concurrent IS NOT NULL THEN
+                    IF (SELECT count(*) FROM cap_claims WHERE buyer_id = p_buyer_id AND kind = 'call') >= p_concurrent THEN
+                        RETURN 'capped';
+                    END IF;
+                END IF;
+                INSERT INTO cap_claims (round_id, buyer_id, kind, hour_key, day_key, month_key, price, contact_hash, counted, node_id, expires_at_ms)
+                VALUES (p_round_id, p_buyer_id, p_kind, p_hour_key, p_day_key, p_month_key, p_price, p_contact_hash, false, p_node_id,
+                        p_expires_at_ms);
+                -- A caller is remembered at routing, billed or not (as on one node): not routed to this
+                -- buyer again within its window, whichever node the next call reaches.
+                IF p_kind = 'call' AND p_contact_hash IS NOT NULL AND p_duplicate_days > 0 THEN
+                    INSERT INTO routed_callers (buyer_id, contact_hash, routed_at_ms) VALUES (p_buyer_id, p_contact_hash, p_at_ms)
+                    ON CONFLICT (buyer_id, contact_hash) DO UPDATE SET routed_at_ms = GREATEST(routed_callers.routed_at_ms, EXCLUDED.routed_at_ms);
+                END IF;
+                RETURN 'granted';
+            END $$;
+            """),
     ]
 
     /// Creates the schema if asked to, then applies every migration not yet applied, in order,

@@ -83,8 +83,10 @@ extension PostgresStore {
         try await write("sweep live state") { connection in
             try await connection.rows("""
                 WITH states AS (DELETE FROM live_state WHERE expires_at_ms <= \(nowMs) RETURNING 1),
-                     numbers AS (DELETE FROM dni_sessions WHERE expires_at_ms <= \(nowMs) RETURNING 1)
-                SELECT (SELECT count(*) FROM states) + (SELECT count(*) FROM numbers)
+                     numbers AS (DELETE FROM dni_sessions WHERE expires_at_ms <= \(nowMs) RETURNING 1),
+                     -- Past any duplicate window a buyer can have (days, at most a year and a bit).
+                     callers AS (DELETE FROM routed_callers WHERE routed_at_ms < \(nowMs - 400 * 86_400_000) RETURNING 1)
+                SELECT (SELECT count(*) FROM states) + (SELECT count(*) FROM numbers) + (SELECT count(*) FROM callers)
                 """).first.map { Int(try $0.decode(Int64.self)) } ?? 0
         }
     }

@@ -183,4 +183,26 @@ struct ClusterTests {
         second.exchange.shutdown()
         await first.shutdown()
     }
+
+    @Test func aCallerRoutedOnOneNodeIsADuplicateOnTheOther() async throws {
+        let (first, second) = try await cluster([
+            callBidder("once", bid: "40.00", destination: "+18005550101", yaml: "duplicate_window_days: 7"),
+            callBidder("spare", bid: "20.00", destination: "+18005550102"),
+        ])
+        let call = { (node: GavelServer) async throws -> CallRouting in
+            let submission = try CallSubmission.parse(Array(TestExchange.call(number: "+14155550077").utf8), seller: self.seller(node),
+                                                      config: node.exchange.config)
+            return try await node.exchange.runCall(submission, seller: self.seller(node), arrival: .now)
+        }
+        let firstCall = try await call(first.server)
+        #expect(firstCall.destination == "+18005550101")
+        // A short call: not billed. The caller is still remembered at routing, on every node.
+        _ = try await first.exchange.handleCallEvent(callID: firstCall.callID, event: CallEvent(kind: .completed, durationS: 5),
+                                                     seller: first.seller)
+        let again = try await call(second)
+        #expect(again.destination == "+18005550102")
+        #expect(try await first.round(again.callID).reason(of: "once") == "duplicate")
+        second.exchange.shutdown()
+        await first.shutdown()
+    }
 }
