@@ -20,7 +20,6 @@ than 409/429 (CONTRACT v2), plus 409 `outcome_unknown`, which is stored like a f
 import argparse
 import concurrent.futures
 import datetime
-import http.client
 import json
 import os
 import random
@@ -32,6 +31,8 @@ import threading
 import time
 from collections import Counter, defaultdict
 from decimal import Decimal
+
+import drill_http
 
 # --- the scenario --------------------------------------------------------------------------------
 
@@ -130,39 +131,12 @@ min_duration_s: 60
 # --- HTTP ----------------------------------------------------------------------------------------
 
 def http_call(port, method, path, body=None, key=None, timeout=5.0):
-    """One request on a fresh connection. Returns (status, text, error); status None when it failed."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    headers = {"Authorization": f"Bearer {SELLER_KEY}"}
-    if body is not None:
-        headers["Content-Type"] = "application/json"
-    if key is not None:
-        headers["Idempotency-Key"] = key
-    try:
-        conn.request(method, path, body=None if body is None else body.encode(), headers=headers)
-        response = conn.getresponse()
-        return response.status, response.read().decode("utf-8", "replace"), None
-    except Exception as error:  # refused, reset, EOF, timeout: the exchange died under it
-        return None, None, f"{type(error).__name__}: {error}"
-    finally:
-        conn.close()
+    """One request on a fresh connection (drill_http.http_call), as the seller."""
+    return drill_http.http_call(port, method, path, body, key, timeout, SELLER_KEY)
 
 
-def error_code(text):
-    try:
-        return json.loads(text)["error"]["code"]
-    except Exception:
-        return None
-
-
-def is_final(status, text):
-    """CONTRACT v2: 200s and 4xx other than 409/429 are final; 409 outcome_unknown is stored too."""
-    if status is None:
-        return False
-    if status == 200:
-        return True
-    if status == 409:
-        return error_code(text) == "outcome_unknown"
-    return 400 <= status < 500 and status != 429
+error_code = drill_http.error_code
+is_final = drill_http.is_final
 
 
 # --- the journal ---------------------------------------------------------------------------------

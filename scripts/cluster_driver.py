@@ -47,6 +47,8 @@ import urllib.parse
 from collections import Counter, defaultdict
 from decimal import Decimal
 
+import drill_http
+
 # --- the scenario --------------------------------------------------------------------------------
 
 SELLER_KEY = "cluster-seller-key-0001"
@@ -181,39 +183,12 @@ min_duration_s: 60
 # --- HTTP ----------------------------------------------------------------------------------------
 
 def http_call(port, method, path, body=None, key=None, timeout=10.0, bearer=SELLER_KEY):
-    """One request on a fresh connection. Returns (status, text, error); status None when it failed."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    headers = {"Authorization": f"Bearer {bearer}"} if bearer else {}
-    if body is not None:
-        headers["Content-Type"] = "application/json"
-    if key is not None:
-        headers["Idempotency-Key"] = key
-    try:
-        conn.request(method, path, body=None if body is None else body.encode(), headers=headers)
-        response = conn.getresponse()
-        return response.status, response.read().decode("utf-8", "replace"), None
-    except Exception as error:  # refused, reset, EOF, timeout: the node died under it
-        return None, None, f"{type(error).__name__}: {error}"
-    finally:
-        conn.close()
+    """One request on a fresh connection (drill_http.http_call), as the seller unless told otherwise."""
+    return drill_http.http_call(port, method, path, body, key, timeout, bearer)
 
 
-def error_code(text):
-    try:
-        return json.loads(text)["error"]["code"]
-    except Exception:
-        return None
-
-
-def is_final(status, text):
-    """CONTRACT v2: 200s and 4xx other than 409/429 are final; 409 outcome_unknown is stored too."""
-    if status is None:
-        return False
-    if status == 200:
-        return True
-    if status == 409:
-        return error_code(text) == "outcome_unknown"
-    return 400 <= status < 500 and status != 429
+error_code = drill_http.error_code
+is_final = drill_http.is_final
 
 
 def money(value):
