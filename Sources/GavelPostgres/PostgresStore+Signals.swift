@@ -64,8 +64,13 @@ extension PostgresStore: ClusterSignals {
     /// then yields `.resync`: a notice may have been missed.
     public func signals() -> AsyncStream<ClusterSignal> {
         let (stream, continuation) = AsyncStream.makeStream(of: ClusterSignal.self, bufferingPolicy: .bufferingNewest(64))
-        let configuration = Self.connectionConfiguration(self.configuration)
         let logger = logger
+        guard let configuration = try? Self.connectionConfiguration(self.configuration) else {
+            // Required TLS could not be set up: no plain-text LISTEN; the slow poll still carries changes.
+            logger.error("cluster signals not listened to: TLS is required and could not be set up")
+            continuation.finish()
+            return stream
+        }
         let hub = signalHub
         let id = hub.add { id in
             Task {

@@ -107,7 +107,8 @@ public final class PostgresStore: Sendable {
         return client
     }
 
-    static func connectionConfiguration(_ configuration: Configuration) -> PostgresConnection.Configuration {
+    /// Throws when TLS is required and cannot be set up: a required TLS never falls back to plain text.
+    static func connectionConfiguration(_ configuration: Configuration) throws -> PostgresConnection.Configuration {
         var connection: PostgresConnection.Configuration
         switch configuration.endpoint {
         case .unixSocket(let path):
@@ -118,7 +119,7 @@ public final class PostgresStore: Sendable {
             switch configuration.tls {
             case .disable: tls = .disable
             case .prefer: tls = (try? .prefer(.init(configuration: .makeClientConfiguration()))) ?? .disable
-            case .require: tls = (try? .require(.init(configuration: .makeClientConfiguration()))) ?? .disable
+            case .require: tls = .require(try .init(configuration: .makeClientConfiguration()))
             }
             connection = .init(host: host, port: port, username: configuration.username, password: configuration.password,
                                database: configuration.database, tls: tls)
