@@ -12,7 +12,7 @@ struct GavelLoad: AsyncParsableCommand {
             Requests go out at a fixed rate whatever the answers; latency is measured from each request's \
             intended start and kept in an HdrHistogram. See LoadTests/README.md.
             """,
-        subcommands: [Leads.self, Raw.self, MakeConfig.self, Summary.self, Get.self, CodecBench.self, Books.self])
+        subcommands: [Leads.self, Raw.self, EngineBench.self, MakeConfig.self, Summary.self, Get.self, CodecBench.self, Books.self])
 }
 
 /// `gavel-load leads`: sellers' `POST /v1/leads` against the exchange.
