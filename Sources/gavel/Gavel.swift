@@ -60,6 +60,9 @@ struct Serve: AsyncParsableCommand {
     @Flag(help: "Mark the portal's and dashboard's session cookies Secure (browsers reach the exchange over HTTPS, behind TLS).")
     var secureCookies = false
 
+    @Option(help: "Rounds running at once, at most (default 4096); below it the admission limit adapts, past it 503 overloaded.")
+    var maxRoundsInFlight = 4_096
+
     @Option(help: "Log lines on stderr: text, or json (one object per line: time, level, message, auction_id, buyer, ...).")
     var logFormat = ProcessInfo.processInfo.environment["GAVEL_LOG_FORMAT"] ?? "text"
 
@@ -71,6 +74,7 @@ struct Serve: AsyncParsableCommand {
         guard (1...1_000_000).contains(dniRateLimit) else { throw ValidationError("--dni-rate-limit must be between 1 and 1000000") }
         guard (1...86_400).contains(idleTimeoutS) else { throw ValidationError("--idle-timeout-s must be between 1 and 86400") }
         guard (1_000...3_600_000).contains(claimGraceMs) else { throw ValidationError("--claim-grace-ms must be between 1000 and 3600000") }
+        guard (1...1_000_000).contains(maxRoundsInFlight) else { throw ValidationError("--max-rounds-in-flight must be between 1 and 1000000") }
         if let nodeID, nodeID.isEmpty || nodeID.count > 100 { throw ValidationError("--node-id must be 1 to 100 characters") }
     }
 
@@ -100,6 +104,7 @@ struct Serve: AsyncParsableCommand {
         }
         settings.nodeID = nodeID
         settings.exchange.claimGraceMs = Int64(claimGraceMs)
+        settings.exchange.maxRoundsInFlight = maxRoundsInFlight
         settings.host = host
         settings.port = port
         settings.durability = RoundStore.Durability(rawValue: durability) ?? .normal

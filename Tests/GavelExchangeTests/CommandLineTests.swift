@@ -1,5 +1,8 @@
 import BuyerFleet
 import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
 import GavelCore
 import GavelPing
 import Testing
@@ -39,7 +42,7 @@ struct CommandLineTests {
     }
 
     @Test(arguments: [["--log-format", "xml"], ["--dni-rate-limit", "0"], ["--idle-timeout-s", "-1"], ["--dni-rate-limit", "lots"],
-                      ["--claim-grace-ms", "5"], ["--node-id", ""],
+                      ["--claim-grace-ms", "5"], ["--node-id", ""], ["--max-rounds-in-flight", "0"],
                       // A password in the URL would show in `ps` and in logs: refused (PGPASSWORD only).
                       ["--db", "postgres://gavel:secret@127.0.0.1/gavel"], ["--db", "postgres://gavel@/gavel?port=lots"],
                       // No server there: the start fails within seconds, saying so.
@@ -179,6 +182,47 @@ struct CommandLineTests {
         // SIGTERM: drain, commit, exit 0.
         second.signal(SIGTERM)
         #expect(second.waitForExit() == 0)
+        client.shutdown()
+        try await fleet.shutdown()
+    }
+
+    /// `--max-rounds-in-flight 1`: while one round waits on a slow buyer, the next lead is shed at once
+    /// with 503 `overloaded` and `Retry-After` (the load tests' overload step relies on this form).
+    @Test func serveShedsRoundsPastMaxRoundsInFlight() async throws {
+        try #require(FileManager.default.isExecutableFile(atPath: Self.gavelBinary.path), "build the gavel product first (swift build)")
+        let fleet = BuyerFleet(buyers: ["solo": BuyerBehavior(latency: .fixed(ms: 500), bidMin: "10", bidMax: "10")], seed: 1)
+        try await fleet.start()
+        let client = CurlMultiEngine()
+        let directory = try Self.soloConfig(fleet: fleet)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let server = try await ServeProcess(config: directory.path, db: directory.appendingPathComponent("g.sqlite").path,
+                                            arguments: ["--max-rounds-in-flight", "1"])
+        let url = "http://127.0.0.1:\(server.port)/v1/leads"
+        func body(_ email: String) -> String {
+            #"{"campaign": "autos", "lead": {"zip": "94107", "state": "CA"}, "contact": {"email": "\#(email)"}}"#
+        }
+        let slow = Task {
+            try await client.send(.json(url: url, body: body("first@example.com"), headers: ["Authorization": "Bearer cli-test-key-1"],
+                                        timeoutMs: 5000)).get()
+        }
+        try await Task.sleep(for: .milliseconds(200))  // the first round now waits on its buyer (500 ms, within its 600 ms to bid)
+        // URLSession, for the headers (the libcurl engine returns status and body only).
+        var request = URLRequest(url: URL(string: url)!)
+        request.httpMethod = "POST"
+        request.setValue("Bearer cli-test-key-1", forHTTPHeaderField: "Authorization")
+        request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+        request.httpBody = Data(body("second@example.com").utf8)
+        let (data, response) = try await URLSession.shared.data(for: request)
+        let http = try #require(response as? HTTPURLResponse)
+        #expect(http.statusCode == 503)
+        #expect(http.value(forHTTPHeaderField: "Retry-After") != nil)
+        #expect(try JSONValue.parse(Array(data))["error"]?["code"] == "overloaded")
+
+        let first = try await slow.value
+        #expect(first.status == 200)
+        #expect(try JSONValue.parse(first.body)["status"] == "sold")
+        server.signal(SIGTERM)
+        #expect(server.waitForExit() == 0)
         client.shutdown()
         try await fleet.shutdown()
     }
