@@ -84,4 +84,6 @@ struct MixedWorkload: Workload {
         let isCall = Int((Double(index + 1) * callShare).rounded(.down)) > Int((Double(index) * callShare).rounded(.down))
         return isCall ? await calls.perform(index) : await leads.perform(index)
     }
+
+    var shedProbe: ShedProbe? { leads.shedProbe }
 }

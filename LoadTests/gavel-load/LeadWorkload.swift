@@ -30,8 +30,23 @@ struct LeadWorkload: Workload {
         case .failure(let error):
             return .failed(error.shortDescription)
         case .success(let response):
-            guard response.status == 200 else { return .failed("http_\(response.status)") }
+            guard response.status == 200 else { return Self.refusal(status: response.status, body: response.body) }
             return Self.interpret(response.body)
+        }
+    }
+
+    var shedProbe: ShedProbe? {
+        ShedProbe(exchangeURL: exchangeURL, apiKey: apiKey, campaign: campaign, tmaxMs: tmaxMs, timeoutMs: clientTimeoutMs, runTag: runTag)
+    }
+
+    /// A non-200 answer: a 503 whose `error.code` is `overloaded` is a shed round; anything else is an
+    /// error labelled by its status, and for a 503 by its code too (`http_503_storage_timeout`).
+    static func refusal(status: Int, body: [UInt8]) -> Outcome {
+        guard status == 503 else { return .failed("http_\(status)") }
+        switch ShedProbe.errorCode(body) {
+        case "overloaded": return Outcome(status: .shed)
+        case let code?: return .failed("http_503_" + code)
+        case nil: return .failed("http_503")
         }
     }
 

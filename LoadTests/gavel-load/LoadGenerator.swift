@@ -148,6 +148,7 @@ private struct Dispatcher<W: Workload>: Sendable {
                            Double(interval.latency.max) / 1000)
         }
         line += " | errors \(totals.errors) overruns \(totals.overruns)"
+        if totals.shed > 0 { line += " shed \(totals.shed) (last 1s \(interval.shed))" }
         let extra = status()
         if !extra.isEmpty { line += " | " + extra }
         Console.err(line)

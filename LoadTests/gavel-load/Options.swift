@@ -48,6 +48,9 @@ struct RunOptions: ParsableArguments {
     @Flag(help: "Run the functional checks (HTTP errors, lost auctions, counts, PII) and print them as `check` lines.")
     var verify = false
 
+    @Flag(help: "With --verify: the exchange must shed rounds (503 overloaded with Retry-After); the overload step's check.")
+    var expectShed = false
+
     @Option(help: "The JSON result file (default: loadtest-results/<mode>-<scenario>-<time>.json).")
     var json: String?
 
@@ -82,7 +85,7 @@ struct RunOptions: ParsableArguments {
             label: label ?? defaultLabel, rates: parsedRates(), stepSeconds: seconds, warmupSeconds: warmupSeconds,
             untilSaturated: untilSaturated, refine: refine, pauseSeconds: pauseSeconds, maxInFlight: maxInFlight,
             tmaxMs: tmaxMs, clientTimeoutMs: timeoutMs ?? tmaxMs + 5000, windowSeconds: windowSeconds,
-            readbackSize: readback, verify: verify, showProgress: !quiet)
+            readbackSize: readback, verify: verify, expectShed: expectShed, showProgress: !quiet)
     }
 
     /// Where the JSON result goes.

@@ -10,6 +10,8 @@ final class Recorder: Sendable {
     static let highestTrackableUs: UInt64 = 600_000_000
     /// Completions are counted per bucket of this many nanoseconds, to compute the achieved rate.
     static let bucketNs: UInt64 = 100_000_000
+    /// Past saturation an admitted round must still be answered within its budget plus this (issue 8).
+    static let graceMs = 5
 
     struct Configuration: Sendable {
         /// The step's t0: request `i` is due at `startNs + i / rate`.
@@ -39,7 +41,11 @@ final class Recorder: Sendable {
         var unsold = 0
         var errors = 0
         var errorKinds: [String: Int] = [:]
+        /// Refused at once with 503 `overloaded`; neither answered 200 nor an error.
+        var shed = 0
         var overruns = 0
+        /// Answered 200 within the budget plus `graceMs`.
+        var withinGrace = 0
         var pings = 0
         var failedPings = 0
     }
@@ -48,6 +54,7 @@ final class Recorder: Sendable {
     struct Interval: Sendable {
         var completed = 0
         var errors = 0
+        var shed = 0
         var latency: Histogram<UInt64> = Recorder.makeHistogram()
     }
 
@@ -58,6 +65,9 @@ final class Recorder: Sendable {
         var overrun: Histogram<UInt64>
         var windows: [Histogram<UInt64>]
         var completionBuckets: [Int]
+        /// Time to the 503 of each shed request, and shed answers per bucket (the shed rate).
+        var shedLatency: Histogram<UInt64>
+        var shedBuckets: [Int]
         var sample: [Sampled]
     }
 
@@ -68,6 +78,8 @@ final class Recorder: Sendable {
         var interval = Interval()
         var windows: [Histogram<UInt64>] = []
         var completionBuckets: [Int] = []
+        var shedLatency = Recorder.makeHistogram()
+        var shedBuckets: [Int] = []
         var sample: [Sampled] = []
         var sampleSeen = 0
         var random = SystemRandomNumberGenerator()
@@ -103,6 +115,7 @@ final class Recorder: Sendable {
     func record(_ outcome: Outcome, intendedNs: UInt64, finishedNs: UInt64) {
         let latencyUs = min(finishedNs > intendedNs ? (finishedNs - intendedNs) / 1000 : 0, Self.highestTrackableUs)
         let tmaxUs = UInt64(configuration.tmaxMs) * 1000
+        let graceUs = tmaxUs + UInt64(Self.graceMs) * 1000
         let bucket = finishedNs >= configuration.startNs ? Int((finishedNs - configuration.startNs) / Self.bucketNs) : 0
         let window = configuration.windowNs.map { Int((intendedNs - configuration.startNs) / $0) }
         state.withLock { state in
@@ -115,6 +128,12 @@ final class Recorder: Sendable {
                 state.totals.errors += 1
                 state.totals.errorKinds[label, default: 0] += 1
                 state.interval.errors += 1
+                return
+            case .shed:
+                state.totals.shed += 1
+                state.interval.shed += 1
+                state.shedLatency.record(latencyUs)
+                Self.count(bucket, in: &state.shedBuckets)
                 return
             case .sold:
                 state.totals.sold += 1
@@ -129,16 +148,19 @@ final class Recorder: Sendable {
             state.interval.latency.record(latencyUs)
             state.overrun.record(latencyUs > tmaxUs ? latencyUs - tmaxUs : 0)
             if latencyUs > tmaxUs { state.totals.overruns += 1 }
-            if bucket >= state.completionBuckets.count {
-                state.completionBuckets.append(contentsOf: repeatElement(0, count: bucket - state.completionBuckets.count + 1))
-            }
-            state.completionBuckets[bucket] += 1
+            if latencyUs <= graceUs { state.totals.withinGrace += 1 }
+            Self.count(bucket, in: &state.completionBuckets)
             if let window {
                 while state.windows.count <= window { state.windows.append(Self.makeHistogram()) }
                 state.windows[window].record(latencyUs)
             }
             if let auctionID = outcome.auctionID { Self.offer(Sampled(auctionID: auctionID, sold: sold), to: &state, size: configuration.sampleSize) }
         }
+    }
+
+    private static func count(_ bucket: Int, in buckets: inout [Int]) {
+        if bucket >= buckets.count { buckets.append(contentsOf: repeatElement(0, count: bucket - buckets.count + 1)) }
+        buckets[bucket] += 1
     }
 
     /// Reservoir sampling (algorithm R): every id has the same chance to be kept.
@@ -168,7 +190,8 @@ final class Recorder: Sendable {
     func measurements() -> Measurements {
         state.withLock { state in
             Measurements(totals: state.totals, latency: state.latency, overrun: state.overrun, windows: state.windows,
-                         completionBuckets: state.completionBuckets, sample: state.sample)
+                         completionBuckets: state.completionBuckets, shedLatency: state.shedLatency, shedBuckets: state.shedBuckets,
+                         sample: state.sample)
         }
     }
 }

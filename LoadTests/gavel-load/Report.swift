@@ -33,6 +33,10 @@ struct Report: Sendable {
         if step.overruns > 0 {
             Console.out("          overruns past the budget: \(step.overruns), by p99 \(Self.ms(step.overrun.p99)) max \(Self.ms(step.overrun.max)) ms")
         }
+        if let overload = Self.overload(step) { Console.out("          " + overload) }
+        if let probe = step.shedProbe {
+            Console.out("          shed form (URLSession, bursts of \(ShedProbe.burst) while shedding): " + probe.text)
+        }
         if !step.errorKinds.isEmpty {
             Console.out("          errors: " + step.errorKinds.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
         }
@@ -88,6 +92,21 @@ struct Report: Sendable {
             pad(String(format: "%.1f", step.soldPercent), 7), pad(String(format: "%.1f", step.unsoldPercent), 8),
             pad(String(step.errors), 7), pad(String(step.overruns), 9), pad(step.pingsPerSecond.map(count) ?? "-", 9),
         ].joined(separator: " ")
+    }
+
+    /// The overload view of a step that shed rounds: what was offered, admitted and shed per second,
+    /// how the admitted fared against the budget + grace, and how fast the shed were refused.
+    static func overload(_ step: StepResult) -> String? {
+        guard let shed = step.shed, shed > 0 else { return nil }
+        var line = "overload: offered \(count(step.targetRate))/s, admitted \(String(format: "%.1f", step.achievedRate))/s,"
+            + " shed \(String(format: "%.1f", step.shedRate ?? 0))/s (\(shed)); admitted p50 \(ms(step.latency.p50)) p99 \(ms(step.latency.p99))"
+            + " max \(ms(step.latency.max)) ms"
+        if let within = step.withinGracePercent, let grace = step.graceMs {
+            line += String(format: ", %.2f%% within budget+%d ms", within, grace) + " (max overrun \(ms(step.overrun.max)) ms)"
+        }
+        line += String(format: ", sold %.1f%% of admitted", step.soldPercent)
+        if let latency = step.shedLatency { line += "; shed answered in p50 \(ms(latency.p50)) p99 \(ms(latency.p99)) max \(ms(latency.max)) ms" }
+        return line
     }
 
     /// `exchange 95% buyers 60% generator 40%`, for the processes measured.

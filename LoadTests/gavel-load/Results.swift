@@ -84,6 +84,20 @@ struct StepResult: Codable, Sendable {
     var unsold: Int
     var errors: Int
     var errorKinds: [String: Int]
+    /// Requests refused at once with 503 `overloaded` (shed by the exchange's admission limit): not
+    /// answered 200, not errors. Nil in results written before shed answers were told apart (they
+    /// were `http_503` errors then).
+    var shed: Int?
+    /// Shed answers per second, counted like `achievedRate`.
+    var shedRate: Double?
+    /// From each shed request's intended start to its 503: "at once" means a few milliseconds.
+    var shedLatency: LatencySummary?
+    /// Answers 200 within the budget plus `graceMs` (issue 8: an admitted round is answered within
+    /// its budget + 5 ms, even past saturation).
+    var withinGrace: Int?
+    var graceMs: Int?
+    /// Shed answers sampled with their headers (`ShedProbe`), when any were shed.
+    var shedProbe: ShedProbeResult?
     /// Answered requests per second, counted by completion time over the steady part of the step.
     var achievedRate: Double
     /// From each request's intended start to its answer, answered (200) requests only.
@@ -111,6 +125,12 @@ struct StepResult: Codable, Sendable {
     var saturated: Bool
     var saturationReasons: [String]
     var checks: [Check]
+
+    /// Share of the answered (admitted) requests answered within the budget plus `graceMs`, in percent.
+    var withinGracePercent: Double? {
+        guard let withinGrace, ok > 0 else { return nil }
+        return Double(withinGrace) * 100 / Double(ok)
+    }
 
     /// Sold share of answered requests, in percent.
     var soldPercent: Double { ok == 0 ? 0 : Double(sold) * 100 / Double(ok) }

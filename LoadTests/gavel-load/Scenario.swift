@@ -36,6 +36,10 @@ struct Scenario: Sendable {
         // Ten buyers that cost almost nothing (nginx answering a fixed bid): what is left is the exchange.
         Scenario(id: "S5", title: "overhead (zero-latency nginx buyers)", mode: .leads, campaign: "s5", buyerPrefix: "s5-",
                  tmaxMs: 150, buyerTimeMs: 0, fleetStats: false),
+        // S5's buyers at twice the rate S5 sustained (run.sh): the exchange must shed what it cannot
+        // start in time (503 `overloaded`) and keep answering what it admits within the budget.
+        Scenario(id: "S5X", title: "overload (2x the S5 sustained rate)", mode: .leads, campaign: "s5", buyerPrefix: "s5-",
+                 tmaxMs: 150, buyerTimeMs: 0, fleetStats: false),
         // The same nginx buyers pinged by the bare engine: the ceiling S5 is compared with.
         Scenario(id: "S5R", title: "raw fan-out to nginx", mode: .raw, campaign: "s5", buyerPrefix: "s5-", tmaxMs: 150,
                  fleetStats: false),

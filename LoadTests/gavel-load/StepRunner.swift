@@ -22,6 +22,8 @@ struct StepSettings: Sendable {
     var readbackSize: Int
     /// Run the functional checks (smoke) and print them.
     var verify: Bool
+    /// The step must shed rounds (503 `overloaded`): a functional check of the overload step.
+    var expectShed = false
     var showProgress: Bool
     /// Saturated when the achieved rate falls below this share of the target…
     var minAchievedShare = 0.95
@@ -104,9 +106,13 @@ struct StepRunner<W: Workload>: Sendable {
         let cpuBefore = CPUReading.take(exchange: probes.watchPID, fleet: probes.fleetPID)
         let plan = LoadGenerator.Plan(rate: rate, seconds: settings.stepSeconds, drainTimeoutMs: settings.clientTimeoutMs + 2000,
                                       label: settings.label, showProgress: settings.showProgress)
+        // The shed probe samples headers beside the schedule, only while the generator sees rounds shed.
+        let probeEndNs = startNs + UInt64(settings.stepSeconds * 1e9)
+        async let probed = workload.shedProbe?.run(recorder: recorder, untilNs: probeEndNs)
         let report = await generator.run(plan, workload: workload, recorder: recorder) {
             sampler?.latestKiB.map { String(format: "RSS %.1f MiB", Double($0) / 1024) } ?? ""
         }
+        let shedProbe = await probed
         sampler?.stop()
         let cpu = CPUReading.take(exchange: probes.watchPID, fleet: probes.fleetPID).share(since: cpuBefore)
 
@@ -125,6 +131,12 @@ struct StepRunner<W: Workload>: Sendable {
             fleet: fleet, exchangeRounds: both(roundsAfter, roundsBefore).map { $0 - $1 }, rss: sampler?.summary,
             cpu: cpu, windows: [], dispatcherMaxLateMs: (report.maxLateNs.nanosAsMs * 1000).rounded() / 1000,
             saturated: false, saturationReasons: [], checks: [])
+        result.shed = totals.shed
+        result.shedRate = Self.achievedRate(buckets: measured.shedBuckets, seconds: settings.stepSeconds, ok: totals.shed)
+        if totals.shed > 0 { result.shedLatency = LatencySummary(measured.shedLatency) }
+        result.withinGrace = totals.withinGrace
+        result.graceMs = Recorder.graceMs
+        if let shedProbe, shedProbe.sent > 0 { result.shedProbe = shedProbe }
 
         let pings = fleet?.pings ?? (totals.pings > 0 ? totals.pings : nil)
         if let pings, totals.sent > 0 {
@@ -172,6 +184,9 @@ struct StepRunner<W: Workload>: Sendable {
         if Double(result.errors) > settings.maxErrorShare * Double(max(1, result.scheduled)) {
             reasons.append("\(result.errors) errors")
         }
+        if let shed = result.shed, Double(shed) > settings.maxErrorShare * Double(max(1, result.scheduled)) {
+            reasons.append(String(format: "%.0f%% shed (503 overloaded)", Double(shed) * 100 / Double(max(1, result.scheduled))))
+        }
         if !drained { reasons.append("answers still missing at the drain timeout") }
         if let expected = expectedPingsPerAuction, let perAuction = result.pingsPerAuction, perAuction < 0.98 * Double(expected) {
             reasons.append(String(format: "buyers backed off: %.1f pings per auction of %d", perAuction, expected))
@@ -183,8 +198,10 @@ struct StepRunner<W: Workload>: Sendable {
     private func checks(_ result: StepResult, drained: Bool) -> [Check] {
         var checks: [Check] = []
         let errorDetail = result.errorKinds.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+        let shedDetail = (result.shed ?? 0) > 0 ? " (\(result.shed ?? 0) more shed)" : ""
         checks.append(Check(name: "answers", passed: result.errors == 0 && drained && result.sent > 0,
-                            detail: result.errors == 0 ? "\(result.ok) of \(result.sent) answered" : "errors: \(errorDetail)"))
+                            detail: result.errors == 0 ? "\(result.ok) of \(result.sent) answered\(shedDetail)" : "errors: \(errorDetail)"))
+        if let check = Self.shedCheck(result, expected: settings.expectShed) { checks.append(check) }
 
         if let pingsPerRequest {
             let expected = result.sent * pingsPerRequest
@@ -193,8 +210,13 @@ struct StepRunner<W: Workload>: Sendable {
                                 detail: "fleet saw \(pinged.map(String.init) ?? "nothing") pings, \(expected) sent"))
         } else {
             var problems: [String] = []
+            // The shed probe's admitted leads are rounds too (and its unanswered ones may be).
+            let probe = result.shedProbe ?? ShedProbeResult()
+            let fewest = result.ok + probe.admitted
             if let rounds = result.exchangeRounds {
-                if rounds != result.ok { problems.append("exchange counted \(rounds) rounds, \(result.ok) answered 200") }
+                if !(fewest...(fewest + probe.unanswered)).contains(rounds) {
+                    problems.append("exchange counted \(rounds) rounds, \(result.ok) answered 200" + (probe.sent > 0 ? " (+ \(probe.admitted) probes)" : ""))
+                }
             } else {
                 problems.append("exchange /metrics unavailable")
             }
@@ -205,7 +227,8 @@ struct StepRunner<W: Workload>: Sendable {
                 if fleet.pings == 0 && result.ok > 0 { problems.append("no pings reached the fleet") }
             }
             checks.append(Check(name: "counts", passed: problems.isEmpty,
-                                detail: problems.isEmpty ? "rounds \(result.exchangeRounds ?? 0) = answers \(result.ok); leads sold \(result.sold - (result.soldCalls ?? 0)) <= accepted \(result.fleet?.accepted ?? 0)" : problems.joined(separator: "; ")))
+                                detail: problems.isEmpty ? "rounds \(result.exchangeRounds ?? 0) = answers \(result.ok)"
+                                        + (probe.sent > 0 ? " + \(probe.admitted) shed probes admitted" : "") + "; leads sold \(result.sold - (result.soldCalls ?? 0)) <= accepted \(result.fleet?.accepted ?? 0)" : problems.joined(separator: "; ")))
             if let readback = result.readback {
                 let wanted = min(settings.readbackSize, result.ok)
                 let passed = readback.lost == 0 && readback.mismatched == 0 && readback.checked >= wanted
@@ -228,6 +251,30 @@ struct StepRunner<W: Workload>: Sendable {
                                 detail: result.rss.map { "VmRSS \($0.startKiB) -> \($0.endKiB) KiB" } ?? "VmRSS unreadable"))
         }
         return checks
+    }
+}
+
+extension StepRunner {
+    /// The form of shed answers: every 503 was `overloaded` (the generator's answers, by their code),
+    /// those sampled with headers carried `Retry-After`, and no other 5xx came. With `expected`, the
+    /// step must also have shed (and sampled) some: the overload step checks the machinery itself.
+    /// Nil when nothing was shed, none expected and no 5xx came.
+    static func shedCheck(_ result: StepResult, expected: Bool) -> Check? {
+        let serverErrors = result.errorKinds.filter { $0.key.hasPrefix("http_5") }
+        let shed = result.shed ?? 0
+        guard expected || shed > 0 || result.shedProbe != nil || !serverErrors.isEmpty else { return nil }
+        let probe = result.shedProbe ?? ShedProbeResult()
+        var problems: [String] = []
+        if !serverErrors.isEmpty {
+            problems.append("other 5xx: " + serverErrors.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
+        }
+        if !probe.wrong.isEmpty {
+            problems.append("sampled: " + probe.wrong.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
+        }
+        if expected && shed == 0 { problems.append("nothing was shed") }
+        if expected && shed > 0 && probe.shed == 0 { problems.append("no shed answer sampled with its headers (\(probe.text))") }
+        return Check(name: "shed", passed: problems.isEmpty,
+                     detail: problems.isEmpty ? "\(shed) shed as 503 overloaded; headers sampled: \(probe.text)" : problems.joined(separator: "; "))
     }
 }
 

@@ -4,7 +4,7 @@ import Foundation
 /// `gavel-load summary DIR`: the one table of a `run.sh` run, and the targets met or missed.
 struct Summary: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Print one table for the scenario results (S0…S4) in a directory, and the targets.")
+        abstract: "Print one table for the scenario results (S0…S5X) in a directory, and the targets.")
 
     @Argument(help: "Directory holding the JSON results of gavel-load leads/raw.")
     var directory: String
@@ -36,7 +36,7 @@ struct SummaryTable {
         }
         lines.append("latency in ms from each request's intended start (open loop); S0 rows show the added latency (minus the buyers' 10 ms)")
         lines.append(Report.pad("scenario", 14) + " " + Report.header)
-        for id in ["S0", "S1", "S2", "S3", "S4", "S5", "S5R"] {
+        for id in ["S0", "S1", "S2", "S3", "S4", "S5", "S5X", "S5R"] {
             guard let result = results[id] else { continue }
             let name = Scenario.named(id).map { "\(id) \($0.title.split(separator: " ").first ?? "")" } ?? id
             for step in result.steps {
@@ -45,6 +45,7 @@ struct SummaryTable {
                 lines.append(Report.pad(name, 14) + " " + Report.row(shown) + (Self.marksSaturation(step, in: result) ? "  (saturated)" : ""))
             }
         }
+        lines.append(contentsOf: overloadTable())
         lines.append("")
         lines.append(contentsOf: notes())
         lines.append("")
@@ -59,8 +60,99 @@ struct SummaryTable {
     /// Step searches (S1, S3) mark every saturated step; fixed-rate scenarios only real overload, since a
     /// p99 at the budget is what S2 measures, and its overruns column says so already.
     static func marksSaturation(_ step: StepResult, in result: RunResult) -> Bool {
-        guard step.saturated else { return false }
+        // The overload step is past saturation by design: its own table says how it held.
+        guard step.saturated, result.scenario != "S5X" else { return false }
         return result.peakRate != nil || step.saturationReasons.contains { !$0.hasPrefix("p99") }
+    }
+
+    // MARK: Overload (S5X)
+
+    /// The rate S5X is judged against: what S5 sustained, else half of what S5X offered (twice the
+    /// sustained rate by construction), with a word on which.
+    private func overloadReference(_ step: StepResult) -> (rate: Double, text: String) {
+        if let sustained = results["S5"]?.sustainedRate {
+            return (sustained, "S5's sustained \(Report.count(sustained))/s")
+        }
+        return (step.targetRate / 2, "half the offered rate, \(Report.count(step.targetRate / 2))/s (no S5 sustained rate in this run)")
+    }
+
+    static let overloadHeader = [
+        Report.pad("offered/s", 10), Report.pad("admitted/s", 11), Report.pad("of sust.", 9), Report.pad("shed/s", 9),
+        Report.pad("p50", 8), Report.pad("p99", 8), Report.pad("max", 9), Report.pad("in budget+5", 12), Report.pad("max over", 9),
+        Report.pad("sold%", 7), Report.pad("shed p99", 9), Report.pad("errors", 7), Report.pad("RSS max", 8),
+    ].joined(separator: " ")
+
+    private func overloadTable() -> [String] {
+        guard let s5x = results["S5X"], !s5x.steps.isEmpty else { return [] }
+        var lines = ["", "S5X overload, budget \(s5x.tmaxMs) ms: admitted = answered 200, shed = refused at once with 503 overloaded;"
+                     + " latency in ms of the admitted; of sust. = admitted over \(overloadReference(s5x.steps[0]).text)",
+                     Report.pad("", 14) + " " + Self.overloadHeader]
+        for step in s5x.steps {
+            let reference = overloadReference(step).rate
+            lines.append(Report.pad("S5X overload", 14) + " " + [
+                Report.pad(Report.count(step.targetRate), 10), Report.pad(String(format: "%.1f", step.achievedRate), 11),
+                Report.pad(reference > 0 ? String(format: "%.0f%%", step.achievedRate * 100 / reference) : "-", 9),
+                Report.pad(step.shedRate.map { String(format: "%.1f", $0) } ?? "-", 9),
+                Report.pad(Report.ms(step.latency.p50), 8), Report.pad(Report.ms(step.latency.p99), 8), Report.pad(Report.ms(step.latency.max), 9),
+                Report.pad(step.withinGracePercent.map { String(format: "%.2f%%", $0) } ?? "-", 12), Report.pad(Report.ms(step.overrun.max), 9),
+                Report.pad(String(format: "%.1f", step.soldPercent), 7), Report.pad(step.shedLatency.map { Report.ms($0.p99) } ?? "-", 9),
+                Report.pad(String(step.errors), 7), Report.pad(step.rss.map { Report.mib($0.maxKiB) } ?? "-", 8),
+            ].joined(separator: " "))
+        }
+        return lines
+    }
+
+    /// Issue 8, "past saturation, no collapse": at twice the sustained rate the exchange admits at least
+    /// 90% of the sustained rate, answers every admitted round within its budget + 5 ms, refuses the
+    /// rest at once with 503 `overloaded` and `Retry-After`, and stays under 150 MiB.
+    private func overloadTargets() -> [Target] {
+        guard let s5x = results["S5X"], let step = s5x.steps.last else {
+            return [Target(name: "past saturation, no collapse (S5X at 2x the S5 sustained rate)", met: nil, detail: "S5X not run")]
+        }
+        var targets: [Target] = []
+        let reference = overloadReference(step)
+        let share = reference.rate > 0 ? step.achievedRate / reference.rate : 0
+        targets.append(Target(name: "S5X admitted >= 90% of sustained", met: share >= 0.9,
+                              detail: "\(Report.count(step.achievedRate))/s admitted of \(Report.count(step.targetRate))/s offered"
+                                  + String(format: " = %.0f%% of ", share * 100) + reference.text))
+
+        if let within = step.withinGrace, let grace = step.graceMs {
+            let late = step.ok - within
+            var detail = String(format: "%.2f%%", step.withinGracePercent ?? 0) + " of \(Report.count(Double(step.ok)))"
+                + (late > 0 ? " (\(late) later)" : "") + ", max overrun \(Report.ms(step.overrun.max)) ms"
+            if step.errors > 0 { detail += "; \(step.errors) errors: " + Self.kinds(step.errorKinds) }
+            targets.append(Target(name: "S5X admitted answered within budget+\(grace) ms (all of them)",
+                                  met: late == 0 && step.ok > 0 && step.errors == 0, detail: detail))
+        } else {
+            targets.append(Target(name: "S5X admitted answered within budget+5 ms (all of them)", met: nil, detail: "result written before shed answers were counted"))
+        }
+
+        let shed = step.shed ?? 0
+        let serverErrors = step.errorKinds.filter { $0.key.hasPrefix("http_5") }
+        let probe = step.shedProbe ?? ShedProbeResult()
+        if shed == 0 && serverErrors.isEmpty {
+            targets.append(Target(name: "S5X shed answers 503 overloaded with Retry-After", met: nil,
+                                  detail: step.shed == nil ? "result written before shed answers were counted" : "nothing was shed at this rate"))
+        } else {
+            var detail = "\(shed) shed" + (step.shedLatency.map { ", answered in p99 \(Report.ms($0.p99)) max \(Report.ms($0.max)) ms" } ?? "")
+                + "; sampled with headers: " + probe.text
+            detail += serverErrors.isEmpty ? "; no other 5xx" : "; other 5xx: " + Self.kinds(serverErrors)
+            targets.append(Target(name: "S5X shed answers 503 overloaded with Retry-After",
+                                  met: serverErrors.isEmpty && probe.wrong.isEmpty && probe.shed > 0, detail: detail))
+        }
+
+        if let rss = step.rss {
+            let limitKiB = 150 * 1024
+            targets.append(Target(name: "S5X RSS < 150 MiB", met: rss.maxKiB < limitKiB,
+                                  detail: "max \(Report.mib(rss.maxKiB)) MiB (start \(Report.mib(rss.startKiB)), end \(Report.mib(rss.endKiB)))"))
+        } else {
+            targets.append(Target(name: "S5X RSS < 150 MiB", met: nil, detail: "S5X not run with --watch-pid"))
+        }
+        return targets
+    }
+
+    static func kinds(_ counts: [String: Int]) -> String {
+        counts.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
     }
 
     // MARK: Notes per scenario
@@ -210,6 +302,7 @@ struct SummaryTable {
         } else {
             targets.append(Target(name: "RSS flat over the soak once warm", met: nil, detail: "S4 not run with --watch-pid"))
         }
+        targets.append(contentsOf: overloadTargets())
         return targets
     }
 }
