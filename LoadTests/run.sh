@@ -2,16 +2,17 @@
 # Gavel's load test, in one command: builds the exchange, the mock buyers and the load generator,
 # starts the buyers and the exchange on free ports, runs the standard scenarios and prints one table.
 #
-#   LoadTests/run.sh           the full run (S0 20 s per rate, S1/S3 15 s per step, S4 a 10-minute soak, S5 nginx buyers)
+#   LoadTests/run.sh           the full run (S0 20 s per rate, S1/S3 15 s per step, S4 a 10-minute soak, S5 nginx buyers,
+#                              then S5X: twice the rate S5 sustained, 10 s)
 #   LoadTests/run.sh --quick   the same scenarios with short steps, about 2 minutes
 #   LoadTests/run.sh --smoke   CI (LoadTests/smoke.sh): debug build, seconds per scenario, functional checks only
 #   SCENARIOS=S6 LoadTests/run.sh --quick   only S6: SQLite, PostgreSQL, two nodes on PostgreSQL
 #
 # Durations and rates come from the environment (SCENARIOS, WARMUP_SECONDS, S0_RATES, S0_SECONDS, S1_RATES,
 # STEP_SECONDS, S2_RATE, S2_SECONDS, S3_RATES, S4_RATE, S4_SECONDS, S4_WINDOW_SECONDS, S5_RATES, S5R_RATES,
-# S6_RATES, S6_SECONDS, S6_MIX, RESULTS_DIR, BUILD); S5 needs nginx (Debian's nginx-light, installed when
-# missing); S6 needs PostgreSQL (GAVEL_TEST_DATABASE_URL, else a throwaway server by scripts/with-postgres.sh);
-# see LoadTests/README.md. Results (JSON per scenario, logs, summary.txt) go to RESULTS_DIR.
+# S5X_RATE, S5X_SECONDS, S6_RATES, S6_SECONDS, S6_MIX, RESULTS_DIR, BUILD); S5 and S5X need nginx (Debian's
+# nginx-light, installed when missing); S6 needs PostgreSQL (GAVEL_TEST_DATABASE_URL, else a throwaway server
+# by scripts/with-postgres.sh); see LoadTests/README.md. Results (JSON per scenario, logs, summary.txt) go to RESULTS_DIR.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,7 +21,7 @@ for arg in "$@"; do
   case "$arg" in
     --quick) mode=quick ;;
     --smoke) mode=smoke ;;
-    -h | --help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "run.sh: unknown argument $arg (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -38,7 +39,7 @@ case $mode in
     : "${S3_RATES:=500,1000,1500,2000,2500,3000,4000,5000,6000,8000,10000,12000,15000,20000,25000,30000}"
     : "${S5_RATES:=250,1000,2000,3000,4000,5000,6000}"
     : "${S5R_RATES:=1000,2000,3000,4000,5000,6000,8000,10000}"
-    : "${S6_RATES:=100,250,500}" "${S6_SECONDS:=20}"
+    : "${S6_RATES:=100,250,500}" "${S6_SECONDS:=20}" "${S5X_SECONDS:=10}"
     ;;
   quick)
     : "${WARMUP_SECONDS:=2}" "${S0_SECONDS:=4}" "${STEP_SECONDS:=3}" "${S2_SECONDS:=6}" "${S4_SECONDS:=30}"
@@ -47,13 +48,16 @@ case $mode in
     : "${S3_RATES:=500,1000,1500,2000,3000,4000,6000,8000,12000}"
     : "${S5_RATES:=250,1000,2000,3000,4000}"
     : "${S5R_RATES:=1000,2000,4000,6000,8000}"
-    : "${S6_RATES:=50,100}" "${S6_SECONDS:=5}"
+    : "${S6_RATES:=50,100}" "${S6_SECONDS:=5}" "${S5X_SECONDS:=5}"
     ;;
   smoke)
     : "${WARMUP_SECONDS:=1}" "${S0_SECONDS:=3}" "${STEP_SECONDS:=2}" "${S2_SECONDS:=3}" "${S4_SECONDS:=4}"
     : "${S0_RATES:=25}" "${S2_RATE:=25}" "${S1_RATES:=20,40}" "${S3_RATES:=25}" "${S4_RATE:=25}"
     : "${S4_WINDOW_SECONDS:=2}" "${S5_RATES:=25}" "${S5R_RATES:=25}"
     : "${S6_RATES:=10}" "${S6_SECONDS:=3}"
+    # S5X in CI: one round in flight at most and S0's 10 ms buyers at 200/s, so rounds are shed for
+    # certain (every 5 ms a lead, each round 10 ms or more) and the form of the shedding is checked.
+    : "${S5X_RATE:=200}" "${S5X_SECONDS:=3}"
     # CI drives phone calls too: a fifth of S0's traffic is signed Twilio voice + dial-status webhooks.
     : "${S0_MIX:=leads=0.8,calls=0.2}"
     ;;
@@ -117,10 +121,11 @@ start_fleet() {
   log "buyers (pid $fleet_pid) at $fleet_url"
 }
 
-# A fresh exchange (and database) per scenario, so each starts from the same state.
+# A fresh exchange (and database) per scenario, so each starts from the same state; more serve flags after NAME.
 start_exchange() {
   local name=$1
-  "$bin/gavel" serve --config "$results/config" --db "$results/$name.sqlite" --port 0 --log-level warning \
+  shift
+  "$bin/gavel" serve --config "$results/config" --db "$results/$name.sqlite" --port 0 --log-level warning "$@" \
     >"$results/gavel-$name.out" 2>"$results/gavel-$name.log" &
   exchange_pid=$!
   exchange_url=$(wait_for_url "$results/gavel-$name.out" "gavel listening on" "$exchange_pid") || {
@@ -247,10 +252,12 @@ load() {
 }
 
 # A scenario against the exchange: start it fresh, run, stop it (and check it stopped cleanly in smoke).
+# serve_flags: more flags for this scenario's `gavel serve` (set just before, reset after).
+serve_flags=()
 lead_scenario() {
   local name=$1
   shift
-  if ! start_exchange "$name"; then
+  if ! start_exchange "$name" ${serve_flags[@]+"${serve_flags[@]}"}; then
     [ "$mode" = smoke ] && record "$name exchange start" 0 "gavel serve did not start"
     log "$name: the exchange did not start"
     return 0
@@ -273,6 +280,33 @@ half_sustained() {
   sustained=$("$bin/gavel-load" get "$results/S1.json" sustainedRate 2>/dev/null || echo 1000)
   local rate=$(((${sustained%.*} / 2 + 25) / 50 * 50))
   echo $((rate >= 50 ? rate : 50))
+}
+
+# S5X runs at twice the rate S5 sustained (rounded to 50/s): past saturation, where the exchange must
+# shed what it cannot start in time and still answer what it admits within the budget. Nothing when
+# S5 found no sustainable rate (and S5X_RATE is not set).
+overload_rate() {
+  local sustained
+  sustained=$("$bin/gavel-load" get "$results/S5.json" sustainedRate 2>/dev/null) || return 1
+  local rate=$(((${sustained%.*} * 2 + 25) / 50 * 50))
+  echo $((rate >= 50 ? rate : 50))
+}
+
+# S5X: the overload step, one rate, the exchange's RSS sampled (--watch-pid). In smoke it checks the
+# shedding's form against an exchange held to one round in flight (see the smoke defaults).
+run_s5x() {
+  local rate=${S5X_RATE:-}
+  if [ -z "$rate" ] && ! rate=$(overload_rate); then
+    log "S5X: S5 found no sustained rate in $results (set S5X_RATE); S5X is skipped"
+    return 0
+  fi
+  if [ "$mode" = smoke ]; then
+    serve_flags=(--max-rounds-in-flight 1)
+    lead_scenario S5X --rate "$rate" --seconds "$S5X_SECONDS" --campaign s0 --tmax-ms 1000 --expect-shed
+    serve_flags=()
+  else
+    lead_scenario S5X --rate "$rate" --seconds "$S5X_SECONDS"
+  fi
 }
 
 # --- S6: storage backends ------------------------------------------------------------------------
@@ -609,7 +643,7 @@ if ! start_fleet; then
 fi
 nginx_flags=()
 case " $SCENARIOS " in
-  *" S5 "*)
+  *" S5 "* | *" S5X "*)
     if start_nginx; then
       nginx_flags=(--nginx-url "$nginx_url")
     else
@@ -632,19 +666,26 @@ for scenario in $SCENARIOS; do
     S5)
       [ -n "$nginx_url" ] || continue
       lead_scenario S5 --rates "$S5_RATES" --seconds "$STEP_SECONDS" --until-saturated --refine 0
+      # Past saturation: twice what S5 sustained, while the machine is as S5 left it.
+      case " $SCENARIOS " in *" S5X "*) ;; *) run_s5x ;; esac
       # The raw engine against the same nginx buyers, in the same run: the ceiling S5 is compared with.
       if [ "$mode" != smoke ]; then
         load_fleet_url=$nginx_url load S5R raw --scenario S5R --rates "$S5R_RATES" --seconds "$STEP_SECONDS" --until-saturated --refine 0
       fi
       ;;
+    # Alone (SCENARIOS="S5 S5X" or with S5X_RATE): the overload step after S5, or at the rate given.
+    S5X)
+      [ -n "$nginx_url" ] || continue
+      run_s5x
+      ;;
     S6) run_s6 ;;
-    *) log "unknown scenario $scenario (S0 S1 S2 S3 S4 S5 S6)" ;;
+    *) log "unknown scenario $scenario (S0 S1 S2 S3 S4 S5 S5X S6)" ;;
   esac
 done
 
 summary_status=0
 : >"$results/summary.txt"
-# gavel-load summary reads the JSON of S0–S5R in RESULTS_DIR; S6 keeps its own in S6/.
+# gavel-load summary reads the JSON of S0–S5X and S5R in RESULTS_DIR; S6 keeps its own in S6/.
 if compgen -G "$results/*.json" >/dev/null; then
   "$bin/gavel-load" summary "$results" | tee "$results/summary.txt" || summary_status=$?
 fi
