@@ -124,6 +124,78 @@ struct CPUReading: Sendable {
     }
 }
 
+/// CPU time and context switches of a process's threads, grouped by what the threads do (their
+/// names), from `/proc/<pid>/task`: where an auction's CPU goes, and how often its work changes thread.
+struct ThreadReading: Sendable {
+    struct Group: Sendable {
+        var cpuSeconds = 0.0
+        /// The thread gave up the CPU to wait (a futex, epoll, a lock): a hand-off or idle.
+        var voluntarySwitches = 0
+        /// The kernel took the CPU away: more runnable threads than cores.
+        var involuntarySwitches = 0
+    }
+
+    var groups: [String: Group]
+
+    static func take(pid: Int32) -> ThreadReading {
+        var groups: [String: Group] = [:]
+        let taskDir = "/proc/\(pid)/task"
+        let ticks = Double(sysconf(Int32(_SC_CLK_TCK)))
+        for tid in (try? FileManager.default.contentsOfDirectory(atPath: taskDir)) ?? [] {
+            guard let comm = try? String(contentsOfFile: "\(taskDir)/\(tid)/comm", encoding: .utf8),
+                  let status = try? String(contentsOfFile: "\(taskDir)/\(tid)/status", encoding: .utf8),
+                  let stat = try? String(contentsOfFile: "\(taskDir)/\(tid)/stat", encoding: .utf8),
+                  let close = stat.lastIndex(of: ")") else { continue }
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            var group = groups[role(ofThreadNamed: comm.trimmingCharacters(in: .whitespacesAndNewlines)), default: Group()]
+            if fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) {
+                group.cpuSeconds += (user + system) / ticks
+            }
+            for line in status.split(separator: "\n") {
+                if line.hasPrefix("voluntary_ctxt_switches:") {
+                    group.voluntarySwitches += line.split(separator: "\t").last.flatMap { Int($0.trimmingCharacters(in: .whitespaces)) } ?? 0
+                } else if line.hasPrefix("nonvoluntary_ctxt_switches:") {
+                    group.involuntarySwitches += line.split(separator: "\t").last.flatMap { Int($0.trimmingCharacters(in: .whitespaces)) } ?? 0
+                }
+            }
+            groups[role(ofThreadNamed: comm.trimmingCharacters(in: .whitespacesAndNewlines))] = group
+        }
+        return ThreadReading(groups: groups)
+    }
+
+    /// The exchange's threads by what they run (Linux keeps 15 characters of a thread's name).
+    static func role(ofThreadNamed name: String) -> String {
+        if name == "gavel-curl" { return "curl engine" }
+        if name.hasPrefix("NIO-") { return "HTTP event loops" }
+        if name.hasSuffix("overcommit") { return "dispatch queues" }
+        if name.hasSuffix("default-qos") { return "Swift task pool" }
+        return "other"
+    }
+
+    /// Per auction between `earlier` and this reading, heaviest first.
+    func perAuction(since earlier: ThreadReading, auctions: Int) -> [ThreadShare] {
+        guard auctions > 0 else { return [] }
+        let count = Double(auctions)
+        return groups.map { name, now in
+            let then = earlier.groups[name] ?? Group()
+            return ThreadShare(
+                threads: name, cpuMicros: ((now.cpuSeconds - then.cpuSeconds) * 1e6 / count).rounded(),
+                voluntarySwitches: (Double(now.voluntarySwitches - then.voluntarySwitches) / count * 100).rounded() / 100,
+                involuntarySwitches: (Double(now.involuntarySwitches - then.involuntarySwitches) / count * 100).rounded() / 100)
+        }
+        .filter { $0.cpuMicros > 0 || $0.voluntarySwitches > 0 }
+        .sorted { $0.cpuMicros > $1.cpuMicros }
+    }
+}
+
+/// One group of the exchange's threads over a step, per auction answered.
+struct ThreadShare: Codable, Sendable {
+    var threads: String
+    var cpuMicros: Double
+    var voluntarySwitches: Double
+    var involuntarySwitches: Double
+}
+
 /// CPU use over a step, in percent of one core (the machine has `MachineInfo.cores` of them).
 struct CPUShare: Codable, Sendable {
     var exchange: Double?

@@ -119,6 +119,8 @@ struct StepResult: Codable, Sendable {
     var rss: RSSResult?
     /// CPU use of the exchange, the fleet and the generator during the step (schedule and drain).
     var cpu: CPUShare?
+    /// The exchange's threads per answered auction: CPU and context switches, by role.
+    var threads: [ThreadShare]?
     var windows: [WindowResult]
     /// The dispatcher's worst lateness in starting a request (the generator's own health).
     var dispatcherMaxLateMs: Double

@@ -104,6 +104,7 @@ struct StepRunner<W: Workload>: Sendable {
         let sampler = probes.watchPID.map { RSSSampler(pid: $0, startNs: startNs) }
         sampler?.start()
         let cpuBefore = CPUReading.take(exchange: probes.watchPID, fleet: probes.fleetPID)
+        let threadsBefore = probes.watchPID.map(ThreadReading.take(pid:))
         let plan = LoadGenerator.Plan(rate: rate, seconds: settings.stepSeconds, drainTimeoutMs: settings.clientTimeoutMs + 2000,
                                       label: settings.label, showProgress: settings.showProgress)
         // The shed probe samples headers beside the schedule, only while the generator sees rounds shed.
@@ -115,6 +116,7 @@ struct StepRunner<W: Workload>: Sendable {
         let shedProbe = await probed
         sampler?.stop()
         let cpu = CPUReading.take(exchange: probes.watchPID, fleet: probes.fleetPID).share(since: cpuBefore)
+        let threadsAfter = probes.watchPID.map(ThreadReading.take(pid:))
 
         let fleetAfter = await probes.fleet()
         let roundsAfter = await probes.exchangeRounds()
@@ -131,6 +133,9 @@ struct StepRunner<W: Workload>: Sendable {
             fleet: fleet, exchangeRounds: both(roundsAfter, roundsBefore).map { $0 - $1 }, rss: sampler?.summary,
             cpu: cpu, windows: [], dispatcherMaxLateMs: (report.maxLateNs.nanosAsMs * 1000).rounded() / 1000,
             saturated: false, saturationReasons: [], checks: [])
+        if let threadsBefore, let threadsAfter {
+            result.threads = threadsAfter.perAuction(since: threadsBefore, auctions: totals.ok)
+        }
         result.shed = totals.shed
         result.shedRate = Self.achievedRate(buckets: measured.shedBuckets, seconds: settings.stepSeconds, ok: totals.shed)
         if totals.shed > 0 { result.shedLatency = LatencySummary(measured.shedLatency) }

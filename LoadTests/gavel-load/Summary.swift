@@ -180,6 +180,9 @@ struct SummaryTable {
                     line += "; inside the round, less pings and posts: p50 \(Report.ms(overhead.p50)) p99 \(Report.ms(overhead.p99)) ms"
                 }
                 notes.append(line)
+                if let threads = step.threads, !threads.isEmpty {
+                    notes.append("  threads per auction: " + Report.threads(threads))
+                }
             }
             if s5.peakRate != nil { notes.append("S5 capacity: " + capacity(s5)) }
         }
