@@ -134,8 +134,9 @@ struct SummaryTable {
             targets.append(Target(name: "S5X shed answers 503 overloaded with Retry-After", met: nil,
                                   detail: step.shed == nil ? "result written before shed answers were counted" : "nothing was shed at this rate"))
         } else {
-            var detail = "\(shed) shed" + (step.shedLatency.map { ", answered in p99 \(Report.ms($0.p99)) max \(Report.ms($0.max)) ms" } ?? "")
-                + "; sampled with headers: " + probe.text
+            var detail = shed == 0 ? "nothing shed" : "\(shed) shed"
+            detail += step.shedLatency.map { ", answered in p99 \(Report.ms($0.p99)) max \(Report.ms($0.max)) ms" } ?? ""
+            if probe.sent > 0 { detail += "; sampled with headers: " + probe.text }
             detail += serverErrors.isEmpty ? "; no other 5xx" : "; other 5xx: " + Self.kinds(serverErrors)
             targets.append(Target(name: "S5X shed answers 503 overloaded with Retry-After",
                                   met: serverErrors.isEmpty && probe.wrong.isEmpty && probe.shed > 0, detail: detail))
