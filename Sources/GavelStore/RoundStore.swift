@@ -1,7 +1,4 @@
 import Dispatch
-#if canImport(Glibc)
-import Glibc
-#endif
 import GavelCore
 import GRDB
 import Logging
@@ -51,14 +48,9 @@ public final class RoundStore: Sendable {
     nonisolated(unsafe) private let deadlineTimer: any DispatchSourceTimer
     private let checkpointer: Checkpointer
     private let logger: Logger
-    /// How long the writer waits for another process's lock on the database.
-    static let busyTimeoutMs = 1000
-    /// Whether an idle writer lets callers commit on their own thread (`writeInlineIfIdle`).
-    private let writesInline: Bool
 
     public init(path: String, durability: Durability = .normal, logger: Logger = Logger(label: "gavel.store")) throws(StoreError) {
         self.logger = logger
-        self.writesInline = durability == .normal
         var configuration = Configuration()
         configuration.prepareDatabase { db in
             try db.execute(sql: "PRAGMA synchronous = \(durability == .full ? "FULL" : "NORMAL")")
@@ -68,7 +60,7 @@ public final class RoundStore: Sendable {
         }
         // Only another process can hold the database: the writer is this queue. Waiting long for it
         // would hold sellers; callers bound their own waits (`record(_:waitingAtMost:)`).
-        configuration.busyMode = .timeout(Double(Self.busyTimeoutMs) / 1000)
+        configuration.busyMode = .timeout(1)
         do {
             pool = try DatabasePool(path: path, configuration: configuration)
         } catch {
@@ -121,7 +113,6 @@ public final class RoundStore: Sendable {
     }
 
     private func enqueueUntyped(_ write: Write, timeout: Duration?) async throws {
-        if writeInlineIfIdle(write) { return }
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
             let waiter = Waiter(continuation)
             let startWriter = pending.withLock { state -> Bool? in
@@ -144,53 +135,6 @@ public final class RoundStore: Sendable {
             case false?: break
             }
         }
-    }
-
-    /// When the writer is idle and nothing is queued, commits `write` on the calling thread and
-    /// returns true. Handing it to the writer queue costs two thread wake-ups (the writer's, then the
-    /// waiter's resumption) for one short transaction; at moderate load most writes find the writer
-    /// idle, and those wake-ups were most of the store's CPU (LoadTests/README.md, S5). While this
-    /// commits, `writing` is held, so other writes queue and the writer queue takes them after.
-    ///
-    /// It never waits for the database: the lock is tried without a busy timeout, and a write that
-    /// does not get it at once (another process holds the database), or fails, goes the usual way,
-    /// through the writer queue with its bounded wait. Only with `normal` durability: a commit then
-    /// writes to the WAL without an fsync (checkpoints run on their own thread); with `full` every
-    /// commit syncs, so commits stay on the writer queue.
-    private func writeInlineIfIdle(_ write: Write) -> Bool {
-        guard writesInline else { return false }
-        let claimed = pending.withLock { state -> Bool in
-            guard !state.closed, !state.writing, state.writes.isEmpty else { return false }
-            state.writing = true
-            return true
-        }
-        guard claimed else { return false }
-        defer { releaseInlineWriter() }
-        do {
-            try pool.writeWithoutTransaction { db in
-                try db.cachedStatement(sql: "PRAGMA busy_timeout = 0").execute()
-                defer { try? db.cachedStatement(sql: "PRAGMA busy_timeout = \(Self.busyTimeoutMs)").execute() }
-                try db.inTransaction(.immediate) {
-                    try RoundStore.apply(write, to: db)
-                    return .commit
-                }
-            }
-            return true
-        } catch {
-            return false
-        }
-    }
-
-    /// After an inline commit: hands what queued meanwhile to the writer queue, or marks it idle.
-    private func releaseInlineWriter() {
-        let queued = pending.withLock { state -> Bool in
-            guard !state.writes.isEmpty else {
-                state.writing = false
-                return false
-            }
-            return true
-        }
-        if queued { writerQueue.async { self.drain() } }
     }
 
     /// Under the lock: the timer fires next at `atNs`.
@@ -283,8 +227,6 @@ public final class RoundStore: Sendable {
     /// Stops taking rounds after those already queued are committed.
     public func close() {
         pending.withLock { $0.closed = true }
-        // An inline commit may be running on another thread; the writer queue may hold a drain.
-        while pending.withLock({ $0.writing }) { usleep(200) }
         writerQueue.sync {}
         checkpointer.stop()
     }
