@@ -164,6 +164,9 @@ public final class Exchange: Sendable {
 
     public func roundEnded() { admission.withLock { $0.release() } }
 
+    /// How many rounds may run at once now (`gavel_admission_limit`).
+    public var admissionLimit: Int { admission.withLock { Int($0.limit) } }
+
     /// A round got its pings out `startDelayMs` after it arrived (or the exchange's own overload
     /// made most of its buyers time out together): the admission limit adapts.
     func observeStart(delayMs: Double, budgetMs: Int) {
@@ -172,6 +175,22 @@ public final class Exchange: Sendable {
             return admission.limit
         }
         metrics.admissionLimit.record(limit)
+    }
+
+    /// A commit waited from `waitedSince`: one that waited as long as a late start counts as
+    /// congestion too. Past saturation rounds start on time but queue for the writer and the
+    /// cores, so the start alone does not see it (LoadTests S5X). An on-time commit does not raise
+    /// the limit: `observeStart` already does, once per round.
+    func observeCommit(waitedSince: ContinuousClock.Instant, budgetMs: Int) {
+        let (seconds, attoseconds) = waitedSince.duration(to: .now).components
+        let waitedMs = Double(seconds) * 1000 + Double(attoseconds) / 1e15
+        let late = admission.withLock { $0.isLate(startDelayMs: waitedMs, budgetMs: budgetMs) }
+        if late { observeCongestion(budgetMs: budgetMs) }
+    }
+
+    /// Something the exchange's own overload causes happened to a round: the admission limit falls.
+    func observeCongestion(budgetMs: Int) {
+        observeStart(delayMs: Double(budgetMs), budgetMs: budgetMs)
     }
 
     /// Now, by the exchange's clock.
@@ -446,7 +465,7 @@ public final class Exchange: Sendable {
             // overload into a collapse. Their timeouts then do not count; other failures still do.
             let timeouts = pinged.filter { $0.reason == .timeout }.count
             let exchangeSuspect = pinged.count >= 3 && timeouts * 2 >= pinged.count
-            if exchangeSuspect { observeStart(delayMs: Double(context.tmaxMs), budgetMs: context.tmaxMs) }
+            if exchangeSuspect { observeCongestion(budgetMs: context.tmaxMs) }
             for entry in pinged {
                 switch entry.reason {
                 case .timeout? where exchangeSuspect: continue
@@ -634,9 +653,14 @@ public final class Exchange: Sendable {
     func persist(_ record: RoundRecord, waitMs: Int) async throws(ExchangeError) {
         var record = record
         record.rotation = rotationMark(campaignID: record.campaignID)
+        let waitStarted = ContinuousClock.now
         do {
             try await store.record(record, waitingAtMost: .milliseconds(max(1, waitMs)))
+            observeCommit(waitedSince: waitStarted, budgetMs: record.tmaxMs)
         } catch where error.isTimeout {
+            // A commit that misses the answer's deadline is the exchange's own overload (the writer
+            // starved of CPU, or queued behind more rounds than it can take): admit fewer rounds.
+            observeCongestion(budgetMs: record.tmaxMs)
             keepUnrecorded(record)
             logger.warning("round commit late; answered 503", metadata: ["auction_id": "\(record.id)", "wait_ms": "\(waitMs)"])
             throw .storageTimeout("\(error)")

@@ -110,11 +110,14 @@ struct BudgetTests {
         try await harness.startHTTP()
         let blocker = try harness.blockWrites(seconds: 3)
         try await Task.sleep(for: .milliseconds(500))  // the lock is taken
+        let limitBefore = harness.exchange.admissionLimit
         let started = ContinuousClock.now
         let answer = try await harness.http(.post, "/v1/leads", body: TestExchange.lead(campaign: "tiny"))
         let waited = ContinuousClock.now - started
         #expect(answer.status == 503)
         #expect(answer.json["error"]?["code"] == .string("storage_timeout"))
+        // A commit that missed its deadline is the exchange's own congestion: fewer rounds are admitted.
+        #expect(harness.exchange.admissionLimit < limitBefore)
         // tiny's budget is 300 ms; the answer must not wait for the database's 1 s busy (or lock) timeout.
         #expect(waited < .milliseconds(300 + 600))
         #expect(harness.fleet.stats(for: "buyer").posts == 0)  // no post without its intent on disk
