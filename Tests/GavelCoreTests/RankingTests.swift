@@ -107,6 +107,18 @@ struct AdmissionLimitTests {
         #expect(again)
     }
 
+    @Test func theLimitStartsSmallAndDoublesOnlyWhileInUse() {
+        var limit = AdmissionLimit(settings: .init(minLimit: 8, maxLimit: 1_000, initialLimit: 64))
+        #expect(limit.limit == 64)
+        for _ in 0..<100 { limit.observe(startDelayMs: 0.5, budgetMs: 150, nowMs: 0) }
+        #expect(limit.limit == 64)  // idle: a limit never used is not raised
+        for _ in 0..<40 { _ = limit.admit() }
+        for _ in 0..<10 { limit.observe(startDelayMs: 0.5, budgetMs: 150, nowMs: 0) }
+        #expect(limit.limit == 74)  // slow start: +1 per prompt round while at least half is in flight
+        for _ in 0..<100 { limit.observe(startDelayMs: 0.5, budgetMs: 150, nowMs: 0) }
+        #expect(limit.limit == 81)  // stops once 40 in flight is under half of it
+    }
+
     @Test func lateRoundsShrinkTheLimitAndPromptOnesGrowItBack() {
         var limit = AdmissionLimit(settings: .init(minLimit: 8, maxLimit: 1_000, cooldownMs: 10))
         var now: Int64 = 0
@@ -115,8 +127,12 @@ struct AdmissionLimitTests {
             limit.observe(startDelayMs: 40, budgetMs: 150, nowMs: now)
         }
         #expect(limit.limit == 8)  // never below the minimum
-        for _ in 0..<2_000 { limit.observe(startDelayMs: 0.5, budgetMs: 150, nowMs: now) }
-        #expect(limit.limit > 50)  // additive: about sqrt(2 × rounds)
+        #expect(!limit.slowStart)
+        for _ in 0..<2_000 {
+            _ = limit.admit()  // in use: demand takes every place the limit gives
+            limit.observe(startDelayMs: 0.5, budgetMs: 150, nowMs: now)
+        }
+        #expect(limit.limit > 50 && limit.limit < 70)  // additive after a congestion: about sqrt(2 × rounds)
         let before = limit.limit
         limit.observe(startDelayMs: 40, budgetMs: 150, nowMs: now + 20)
         limit.observe(startDelayMs: 40, budgetMs: 150, nowMs: now + 21)  // within the cooldown: one cut only
