@@ -120,7 +120,7 @@ let package = Package(
         .testTarget(name: "GavelConfigTests", dependencies: ["GavelConfig", "GavelCore", "GavelIntegration"]),
         .testTarget(name: "GavelIntegrationTests", dependencies: ["GavelIntegration", "GavelCore"]),
         .testTarget(name: "GavelPingTests", dependencies: ["GavelPing", "BuyerFleet"]),
-        .testTarget(name: "GavelStoreTests", dependencies: ["GavelStore", "GavelCore"]),
+        .testTarget(name: "GavelStoreTests", dependencies: ["GavelStore", "GavelCore", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "GavelWebTests", dependencies: ["GavelWeb", "GavelCore"]),
         .testTarget(name: "GavelPostgresTests", dependencies: ["GavelPostgres", "GavelStore", "GavelCore"]),
         .testTarget(name: "GavelExchangeTests", dependencies: [

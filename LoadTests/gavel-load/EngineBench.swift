@@ -116,25 +116,7 @@ private struct CPUSample: Sendable {
     var processS: Double
 
     static func take() -> CPUSample {
-        let ticks = Double(sysconf(Int32(_SC_CLK_TCK)))
-        var engine = 0.0
-        let taskDir = "/proc/self/task"
-        for tid in (try? FileManager.default.contentsOfDirectory(atPath: taskDir)) ?? [] {
-            guard let comm = try? String(contentsOfFile: "\(taskDir)/\(tid)/comm", encoding: .utf8),
-                  comm.trimmingCharacters(in: .whitespacesAndNewlines) == "gavel-curl",
-                  let stat = try? String(contentsOfFile: "\(taskDir)/\(tid)/stat", encoding: .utf8) else { continue }
-            engine += cpuSeconds(stat: stat, ticksPerSecond: ticks)
-        }
-        let process = (try? String(contentsOfFile: "/proc/self/stat", encoding: .utf8)).map { cpuSeconds(stat: $0, ticksPerSecond: ticks) } ?? 0
-        return CPUSample(wallNs: Monotonic.now(), engineThreadS: engine, processS: process)
-    }
-
-    /// utime + stime (fields 14 and 15), counted after the command name, which may hold spaces.
-    private static func cpuSeconds(stat: String, ticksPerSecond: Double) -> Double {
-        guard let close = stat.lastIndex(of: ")") else { return 0 }
-        let fields = stat[stat.index(after: close)...].split(separator: " ")
-        // fields[0] is the state (field 3), so utime (14) and stime (15) are at 11 and 12.
-        guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return 0 }
-        return (user + system) / ticksPerSecond
+        let engine = ThreadReading.take(pid: getpid()).groups[ThreadReading.role(ofThreadNamed: "gavel-curl")]?.cpuSeconds ?? 0
+        return CPUSample(wallNs: Monotonic.now(), engineThreadS: engine, processS: CPUReading.cpuSeconds(pid: getpid()) ?? 0)
     }
 }

@@ -115,8 +115,12 @@ struct CPUReading: Sendable {
 
     /// `utime + stime` of `/proc/<pid>/stat`, in seconds.
     static func cpuSeconds(pid: Int32) -> Double? {
-        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-              let close = stat.lastIndex(of: ")") else { return nil }
+        (try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)).flatMap(cpuSeconds(stat:))
+    }
+
+    /// `utime + stime` of a `stat` file's text (a process's or a thread's), in seconds.
+    static func cpuSeconds(stat: String) -> Double? {
+        guard let close = stat.lastIndex(of: ")") else { return nil }
         // Fields after the command name start at field 3 (state); utime and stime are fields 14 and 15.
         let fields = stat[stat.index(after: close)...].split(separator: " ")
         guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return nil }
@@ -140,17 +144,13 @@ struct ThreadReading: Sendable {
     static func take(pid: Int32) -> ThreadReading {
         var groups: [String: Group] = [:]
         let taskDir = "/proc/\(pid)/task"
-        let ticks = Double(sysconf(Int32(_SC_CLK_TCK)))
         for tid in (try? FileManager.default.contentsOfDirectory(atPath: taskDir)) ?? [] {
             guard let comm = try? String(contentsOfFile: "\(taskDir)/\(tid)/comm", encoding: .utf8),
                   let status = try? String(contentsOfFile: "\(taskDir)/\(tid)/status", encoding: .utf8),
-                  let stat = try? String(contentsOfFile: "\(taskDir)/\(tid)/stat", encoding: .utf8),
-                  let close = stat.lastIndex(of: ")") else { continue }
-            let fields = stat[stat.index(after: close)...].split(separator: " ")
-            var group = groups[role(ofThreadNamed: comm.trimmingCharacters(in: .whitespacesAndNewlines)), default: Group()]
-            if fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) {
-                group.cpuSeconds += (user + system) / ticks
-            }
+                  let stat = try? String(contentsOfFile: "\(taskDir)/\(tid)/stat", encoding: .utf8) else { continue }
+            let role = role(ofThreadNamed: comm.trimmingCharacters(in: .whitespacesAndNewlines))
+            var group = groups[role, default: Group()]
+            group.cpuSeconds += CPUReading.cpuSeconds(stat: stat) ?? 0
             for line in status.split(separator: "\n") {
                 if line.hasPrefix("voluntary_ctxt_switches:") {
                     group.voluntarySwitches += line.split(separator: "\t").last.flatMap { Int($0.trimmingCharacters(in: .whitespaces)) } ?? 0
@@ -158,7 +158,7 @@ struct ThreadReading: Sendable {
                     group.involuntarySwitches += line.split(separator: "\t").last.flatMap { Int($0.trimmingCharacters(in: .whitespaces)) } ?? 0
                 }
             }
-            groups[role(ofThreadNamed: comm.trimmingCharacters(in: .whitespacesAndNewlines))] = group
+            groups[role] = group
         }
         return ThreadReading(groups: groups)
     }

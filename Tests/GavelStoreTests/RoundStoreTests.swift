@@ -1,5 +1,6 @@
 import Foundation
 import GavelCore
+import GRDB
 import Testing
 @testable import GavelStore
 
@@ -391,5 +392,26 @@ struct RoundStoreDeadlineTests {
         // The store goes on as before, bounded waits included.
         try await store.record(Rounds.simpleSale(id: "r_after"), waitingAtMost: .milliseconds(500))
         #expect(try store.counts().rounds == 2)
+    }
+}
+
+/// Each index is one more page every commit writes whole into the WAL: only indexes a read needs
+/// are kept (migration v15).
+struct SchemaIndexTests {
+    @Test func unusedIndexesAreGoneAndTheSalesWindowLoadsByIndex() async throws {
+        let database = try TempDatabase()
+        let store = try RoundStore(path: database.path)
+        defer { store.close() }
+        let (indexes, plan) = try await store.pool.read { db in
+            (try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'index' AND name NOT LIKE 'sqlite_autoindex_%'"),
+             try Row.fetchAll(db, sql: """
+                EXPLAIN QUERY PLAN SELECT buyer_id, contact_hash, sold_at_ms FROM sales WHERE sold_at_ms >= 1 AND contact_hash IS NOT NULL
+                """).map { row -> String in row["detail"] })
+        }
+        for unused in ["round_buyers_by_buyer", "rounds_by_campaign", "sales_by_contact", "sales_by_buyer"] {
+            #expect(!indexes.contains(unused))
+        }
+        #expect(indexes.contains("rounds_by_time") && indexes.contains("rounds_by_seller"))
+        #expect(plan.contains { $0.contains("sales_by_time") })  // was a scan of every sale at start-up
     }
 }
