@@ -25,14 +25,11 @@ struct ClusterService: Service {
 
     private func beat() async {
         var tick = 0
-        var reclaimDue = false
         var epoch = try? await cluster.signalEpoch()
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             try? await Task.sleep(for: .seconds(1))
             tick += 1
-            if tick % 5 == 0 { reclaimDue = true }
-            // A reclaim that failed (the database slow under load) is due again at the next beat.
-            if await exchange.clusterBeat(reclaim: reclaimDue).reclaimed { reclaimDue = false }
+            await exchange.clusterBeat(reclaim: tick % 5 == 0)
             guard tick % pollSeconds == 0, let now = try? await cluster.signalEpoch() else { continue }
             if let seen = epoch, seen != now {
                 logger.notice("cluster change found by the poll; re-reading config and pauses", metadata: ["epoch": "\(now)"])

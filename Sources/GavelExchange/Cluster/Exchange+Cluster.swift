@@ -368,34 +368,25 @@ extension Exchange {
     // MARK: Housekeeping
 
     /// One beat of a cluster node: says it is up, learns how many nodes are, refreshes its
-    /// eligibility counters from every node's usage, and, with `reclaim`, settles what dead nodes
-    /// left. Returns the number of live nodes (1 without a cluster) and whether the reclaim ran: one
-    /// that failed is the caller's to try again at the next beat, not five beats later (a failed
-    /// heartbeat under load used to skip it, and a dead node's posts stayed unsettled, their
-    /// sellers' repeats refused, for another five seconds).
+    /// eligibility counters from every node's usage, and settles what dead nodes left. Returns the
+    /// number of live nodes (1 without a cluster).
     @discardableResult
-    public func clusterBeat(reclaim: Bool = true) async -> (liveNodes: Int, reclaimed: Bool) {
-        guard let cluster else { return (1, true) }
+    public func clusterBeat(reclaim: Bool = true) async -> Int {
+        guard let cluster else { return 1 }
         let nowMs = nowMs
         do {
             let nodes = try await cluster.heartbeat(nodeID: configuration.nodeID, nowMs: nowMs, liveWithinMs: 3_000)
             liveNodes.store(max(1, nodes), ordering: .relaxed)
             let usage = try await cluster.sharedUsage(nowMs: nowMs)
             ledger.replaceUsage(counters: usage.counters, liveCalls: usage.liveCalls)
+            if reclaim {
+                let settled = try await cluster.reclaim(nowMs: nowMs, staleIntentMs: configuration.claimGraceMs)
+                if settled > 0 { logger.notice("claims of stopped nodes settled", metadata: ["settled": "\(settled)"]) }
+            }
         } catch {
             logger.warning("cluster heartbeat failed", metadata: ["node": "\(configuration.nodeID)", "error": "\(error)"])
         }
-        var reclaimed = !reclaim
-        if reclaim {
-            do {
-                let settled = try await cluster.reclaim(nowMs: nowMs, staleIntentMs: configuration.claimGraceMs)
-                if settled > 0 { logger.notice("claims of stopped nodes settled", metadata: ["settled": "\(settled)"]) }
-                reclaimed = true
-            } catch {
-                logger.warning("reclaim failed; tried again at the next beat", metadata: ["node": "\(configuration.nodeID)", "error": "\(error)"])
-            }
-        }
-        return (liveNodes.load(ordering: .relaxed), reclaimed)
+        return liveNodes.load(ordering: .relaxed)
     }
 
     /// Re-reads the portal pauses (another node changed one).
