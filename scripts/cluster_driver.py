@@ -241,7 +241,7 @@ class Database:
     def dump(self, directory):
         """The tables the checks read, as CSV, for a failed run."""
         for table in ("rounds", "round_buyers", "sales", "post_attempts", "cap_claims", "cap_counters", "call_events", "nodes",
-                      "post_intents", "live_state"):
+                      "post_intents", "live_state", "running_requests"):
             try:
                 out = subprocess.run([self.psql, "-X", "-h", self.host, "-p", self.port, "-U", self.user, "-d", self.name,
                                       "-c", f"\\copy {table} TO STDOUT WITH CSV HEADER"],
