@@ -192,12 +192,16 @@ public final class Exchange: Sendable {
         let waitedMs = Double(seconds) * 1000 + Double(attoseconds) / 1e15
         let late = waitedMs > Double(configuration.recordReserveMs)
             && admission.withLock { $0.isLate(startDelayMs: waitedMs, budgetMs: budgetMs) }
-        if late { observeCongestion(budgetMs: budgetMs) }
+        if late { observeCongestion() }
     }
 
     /// Something the exchange's own overload causes happened to a round: the admission limit falls.
-    func observeCongestion(budgetMs: Int) {
-        observeStart(delayMs: Double(budgetMs), budgetMs: budgetMs)
+    func observeCongestion() {
+        let limit = admission.withLock { admission in
+            admission.observeCongestion(nowMs: nowMs)
+            return admission.limit
+        }
+        metrics.admissionLimit.record(limit)
     }
 
     /// Now, by the exchange's clock.
@@ -472,7 +476,7 @@ public final class Exchange: Sendable {
             // overload into a collapse. Their timeouts then do not count; other failures still do.
             let timeouts = pinged.filter { $0.reason == .timeout }.count
             let exchangeSuspect = pinged.count >= 3 && timeouts * 2 >= pinged.count
-            if exchangeSuspect { observeCongestion(budgetMs: context.tmaxMs) }
+            if exchangeSuspect { observeCongestion() }
             for entry in pinged {
                 switch entry.reason {
                 case .timeout? where exchangeSuspect: continue
@@ -667,7 +671,7 @@ public final class Exchange: Sendable {
         } catch where error.isTimeout {
             // A commit that misses the answer's deadline is the exchange's own overload (the writer
             // starved of CPU, or queued behind more rounds than it can take): admit fewer rounds.
-            observeCongestion(budgetMs: record.tmaxMs)
+            observeCongestion()
             keepUnrecorded(record)
             logger.warning("round commit late; answered 503", metadata: ["auction_id": "\(record.id)", "wait_ms": "\(waitMs)"])
             throw .storageTimeout("\(error)")

@@ -65,13 +65,19 @@ public struct AdmissionLimit: Sendable {
     /// A round got its pings out (or had none to send) `startDelayMs` after arrival: adapt the limit.
     public mutating func observe(startDelayMs: Double, budgetMs: Int, nowMs: Int64) {
         if isLate(startDelayMs: startDelayMs, budgetMs: budgetMs) {
-            slowStart = false
-            if let last = lastDecreaseMs, nowMs - last < settings.cooldownMs { return }
-            lastDecreaseMs = nowMs
-            limit = max(Double(settings.minLimit), limit * settings.decrease)
+            observeCongestion(nowMs: nowMs)
         } else if Double(inFlight * 2) >= limit {
             limit = min(Double(settings.maxLimit), limit + (slowStart ? 1 : 1 / max(1, limit)))
         }
+    }
+
+    /// The exchange's own overload showed (a late start, a late commit, most buyers timing out
+    /// together): cut the limit, at most once per `cooldownMs`.
+    public mutating func observeCongestion(nowMs: Int64) {
+        slowStart = false
+        if let last = lastDecreaseMs, nowMs - last < settings.cooldownMs { return }
+        lastDecreaseMs = nowMs
+        limit = max(Double(settings.minLimit), limit * settings.decrease)
     }
 
     /// A round admitted earlier has ended.
